@@ -1,0 +1,180 @@
+/*
+ * wbdev.h - write-barrier device adapter: one C API over several backends.
+ *
+ * The 2003 pseudo-device design (Zack Weinberg): tracked memory is
+ * zero-filled anonymous-like memory; protecting a page makes the next write
+ * to it recorded by the kernel (no signal reaches the process, the access is
+ * restarted); collecting returns the pages written since they were last
+ * collected.
+ *
+ * Backends (chosen at run time by wbdev_open):
+ *   kmod - the wbdev kernel module, /dev/wbdev (os_dep/kmod);
+ *   uffd - Linux >= 6.7 userfaultfd async write-protect + PAGEMAP_SCAN.
+ *
+ * Conventions:
+ * - Every function returning int returns 0 (or a documented positive value)
+ *   on success and a negative errno value on failure.  Nothing is printed
+ *   and nothing aborts; diagnostics go only to the caller's log hook.
+ * - Addresses and lengths are byte addresses; ranges must be page aligned
+ *   (wbdev_page_size) unless stated otherwise.
+ * - Thread safety: writes to tracked memory may come from any thread and
+ *   from the kernel at any time.  Calls on one handle must be serialised by
+ *   the caller (one thread at a time), which is what a GC's allocation lock
+ *   gives; wbdev_map/unmap/discard/protect/collect are not reentrant.
+ * - No global state: everything lives in the handle.
+ */
+#ifndef WBDEV_H
+#define WBDEV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WBDEV_API_VERSION 1
+
+typedef struct wbdev wbdev_t;
+
+/* Backend identifiers. */
+enum wbdev_backend_id {
+	WBDEV_BACKEND_AUTO = 0,	/* kmod if /dev/wbdev opens, else uffd */
+	WBDEV_BACKEND_KMOD = 1,
+	WBDEV_BACKEND_UFFD = 2
+};
+
+/* Capability bits returned by wbdev_caps(). */
+#define WBDEV_CAP_KERNEL_WRITES	0x1u	/* writes made by the kernel on the
+					   process's behalf (read(2) into
+					   tracked memory...) are recorded */
+#define WBDEV_CAP_COLLECT_REPROTECT 0x2u /* collect+reprotect is one call */
+#define WBDEV_CAP_FORK_TRACKING	0x4u	/* a fork child keeps its memory and
+					   keeps tracking after
+					   wbdev_fork_child() */
+
+typedef void (*wbdev_log_fn)(void *arg, const char *msg);
+
+struct wbdev_options {
+	/*
+	 * Backend to use.  WBDEV_BACKEND_AUTO consults the environment
+	 * variable WBDEV_BACKEND ("kmod", "uffd" or "auto") first.
+	 */
+	enum wbdev_backend_id backend;
+	/* Optional diagnostics hook (why a backend was refused...). */
+	wbdev_log_fn log;
+	void *log_arg;
+};
+
+/*
+ * Open a handle.  opts may be NULL (auto, no log).  On failure *out is
+ * NULL and the result is -ENODEV when no backend works here (the caller
+ * should fall back to another write barrier), -EINVAL for a bad option.
+ */
+int wbdev_open(wbdev_t **out, const struct wbdev_options *opts);
+
+/* Close a handle; unmaps every mapping still made through it. */
+int wbdev_close(wbdev_t *w);
+
+/* Which backend runs: "kmod" or "uffd"; and its id. */
+const char *wbdev_backend_name(const wbdev_t *w);
+enum wbdev_backend_id wbdev_backend(const wbdev_t *w);
+
+/* WBDEV_CAP_* bits for the backend in use. */
+unsigned int wbdev_caps(const wbdev_t *w);
+
+/* Page size used for tracking (bytes). */
+size_t wbdev_page_size(const wbdev_t *w);
+
+/*
+ * Map len bytes (a multiple of the page size) of tracked, zero-filled,
+ * read-write memory.  If hint is not NULL it is only a hint (no MAP_FIXED).
+ * New memory is not protected: writes to it are not recorded until it is
+ * protected.
+ */
+int wbdev_map(wbdev_t *w, void *hint, size_t len, void **addr);
+
+/*
+ * Unmap a page-aligned range lying within memory mapped by wbdev_map
+ * (whole mappings or parts of them).  -EINVAL if any part of the range was
+ * not mapped through this handle; nothing is changed then.
+ */
+int wbdev_unmap(wbdev_t *w, void *addr, size_t len);
+
+/*
+ * Discard a range: its memory is freed and reads back as zero.  The range
+ * stays mapped.  Pages written before the discard and not yet collected are
+ * still reported (conservatively) by the next collection.
+ */
+int wbdev_discard(wbdev_t *w, void *addr, size_t len);
+
+/* Write-protect (start tracking) a page-aligned range. */
+int wbdev_protect(wbdev_t *w, void *addr, size_t len);
+
+/*
+ * Write-protect the pages holding each of n addresses (any address inside
+ * a page names that page).  All entries are validated first: -EINVAL (or
+ * -EFAULT) and nothing is changed if one is not in tracked memory.
+ */
+int wbdev_protect_pages(wbdev_t *w, void *const *addrs, size_t n);
+
+/* Flags for struct wbdev_collect. */
+#define WBDEV_COLLECT_REPROTECT 0x1u	/* protect the returned pages again */
+
+struct wbdev_collect {
+	/* In: range to scan; start NULL and len 0 mean all tracked memory.
+	 * Collection costs O(range) at most: ask only for what you need. */
+	void *start;
+	size_t len;
+	unsigned int flags;	/* WBDEV_COLLECT_* */
+	void **pages;		/* In: caller buffer of max entries */
+	size_t max;
+	/* Out: number of page addresses stored (page aligned, ascending
+	 * within one call). */
+	size_t count;
+	/* Internal resume point; set to 0 before the first call of a
+	 * collection and leave alone between calls of the same one. */
+	uintptr_t cursor;
+};
+
+/*
+ * Collect pages written since they were last collected (or since they were
+ * protected).  Each written page is returned once.  Returns 0 when the
+ * range is exhausted, 1 when the buffer filled up and more pages may
+ * remain: call again with the same struct (nothing is ever lost).
+ * Without WBDEV_COLLECT_REPROTECT a returned page stays writable and its
+ * later writes are not recorded until it is protected again.
+ */
+int wbdev_collect(wbdev_t *w, struct wbdev_collect *c);
+
+/*
+ * Fork support.  Call wbdev_fork_prepare() in the parent just before
+ * fork(), then wbdev_fork_parent() in the parent or wbdev_fork_child() in
+ * the child just after (pthread_atfork order; a GC's atfork hooks).  After
+ * wbdev_fork_child() the child owns a private copy of every mapping
+ * holding exactly the parent's memory at the fork, tracked by the child's
+ * own handle, with all of it reported as written (conservative) unless
+ * the backend says otherwise.  Returns -ENOTSUP if this backend cannot
+ * keep tracking in the child; the memory is still private and correct then.
+ */
+int wbdev_fork_prepare(wbdev_t *w);
+int wbdev_fork_parent(wbdev_t *w);
+int wbdev_fork_child(wbdev_t *w);
+
+/* Counters for diagnostics and benchmarks. */
+struct wbdev_stats {
+	uint64_t mapped_bytes;
+	uint64_t protect_calls;		/* system calls made to protect */
+	uint64_t collect_calls;		/* system calls made to collect */
+	uint64_t pages_reported;
+};
+int wbdev_get_stats(const wbdev_t *w, struct wbdev_stats *st);
+
+/* Static string for a negative errno returned by this library. */
+const char *wbdev_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WBDEV_H */
