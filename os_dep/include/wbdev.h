@@ -18,9 +18,17 @@
  * - Addresses and lengths are byte addresses; ranges must be page aligned
  *   (wbdev_page_size) unless stated otherwise.
  * - Thread safety: writes to tracked memory may come from any thread and
- *   from the kernel at any time.  Calls on one handle must be serialised by
- *   the caller (one thread at a time), which is what a GC's allocation lock
- *   gives; wbdev_map/unmap/discard/protect/collect are not reentrant.
+ *   from the kernel at any time, also during wbdev_collect and
+ *   wbdev_protect: a write is either reported by the collection running
+ *   or left for the next one, never lost.  Calls on one handle may come
+ *   from any thread: the handle serialises them with an internal mutex
+ *   (error-checking: a call from the thread inside the
+ *   wbdev_fork_prepare/parent window returns -EDEADLK).  A resumable
+ *   collection (one struct wbdev_collect) belongs to one thread at a time.
+ * - Bad handles: NULL gives -EBADF (or a neutral value from the getters);
+ *   a closed handle is caught (-EBADF) while its freed memory has not been
+ *   reused, which covers a double close in practice; any other use after
+ *   close is a caller bug the library cannot detect.
  * - No global state: everything lives in the handle.
  */
 #ifndef WBDEV_H
@@ -89,8 +97,10 @@ size_t wbdev_page_size(const wbdev_t *w);
 /*
  * Map len bytes (a multiple of the page size) of tracked, zero-filled,
  * read-write memory.  If hint is not NULL it is only a hint (no MAP_FIXED).
- * New memory is not protected: writes to it are not recorded until it is
- * protected.
+ * New memory is not protected: until it is protected, whether its pages
+ * are reported is backend-defined (uffd reports all of them, written or
+ * not), so protect it (or collect with WBDEV_COLLECT_REPROTECT) to start
+ * tracking.
  */
 int wbdev_map(wbdev_t *w, void *hint, size_t len, void **addr);
 
@@ -103,8 +113,9 @@ int wbdev_unmap(wbdev_t *w, void *addr, size_t len);
 
 /*
  * Discard a range: its memory is freed and reads back as zero.  The range
- * stays mapped.  Pages written before the discard and not yet collected are
- * still reported (conservatively) by the next collection.
+ * stays mapped and tracked.  Pages written before the discard and not yet
+ * collected are still reported by the next collection; the backend may
+ * report other discarded pages too (uffd reports the whole range once).
  */
 int wbdev_discard(wbdev_t *w, void *addr, size_t len);
 
@@ -138,12 +149,21 @@ struct wbdev_collect {
 };
 
 /*
- * Collect pages written since they were last collected (or since they were
- * protected).  Each written page is returned once.  Returns 0 when the
- * range is exhausted, 1 when the buffer filled up and more pages may
- * remain: call again with the same struct (nothing is ever lost).
- * Without WBDEV_COLLECT_REPROTECT a returned page stays writable and its
- * later writes are not recorded until it is protected again.
+ * Collect pages written since they were last collected with
+ * WBDEV_COLLECT_REPROTECT (or since they were protected).  Within one
+ * collection (the calls from cursor 0 until 0 is returned) each page is
+ * returned at most once.  Returns 0 when the range is exhausted, 1 when
+ * the buffer filled up and more pages may remain: call again with the
+ * same struct (nothing is ever lost; other fields unchanged).
+ * The range (start, len) must be page aligned; it may include untracked
+ * gaps, which are skipped; only the tracked memory inside it is scanned.
+ * With WBDEV_COLLECT_REPROTECT the returned pages are protected again in
+ * the same step (a write racing with the collection is either reported
+ * now or recorded for the next collection).  Without it a returned page
+ * may be returned again by later collections until it is protected
+ * (with uffd it is).
+ * Errors: -EINVAL for a NULL buffer, max 0, unknown flags, unaligned
+ * range or a cursor outside it; count is 0 then.
  */
 int wbdev_collect(wbdev_t *w, struct wbdev_collect *c);
 
