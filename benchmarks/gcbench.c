@@ -66,57 +66,57 @@ static struct {
 	double total_ms;
 	double max_ms;
 	unsigned long count;
-} pause;
+} gc_pause;
 
 static void pause_open(int full)
 {
-	pause.open = 1;
-	pause.full = full;
-	pause.marked = 0;
-	pause.start_ms = now_ms();
+	gc_pause.open = 1;
+	gc_pause.full = full;
+	gc_pause.marked = 0;
+	gc_pause.start_ms = now_ms();
 }
 
 static void pause_close(void)
 {
-	double len = now_ms() - pause.start_ms;
+	double len = now_ms() - gc_pause.start_ms;
 
-	pause.open = 0;
-	pause.total_ms += len;
-	if (len > pause.max_ms)
-		pause.max_ms = len;
-	pause.count++;
+	gc_pause.open = 0;
+	gc_pause.total_ms += len;
+	if (len > gc_pause.max_ms)
+		gc_pause.max_ms = len;
+	gc_pause.count++;
 }
 
 static void on_collection_event(GC_EventType ev)
 {
 	switch (ev) {
 	case GC_EVENT_START:
-		if (!pause.open)
+		if (!gc_pause.open)
 			pause_open(1);
 		else
-			pause.full = 1;
+			gc_pause.full = 1;
 		break;
 	case GC_EVENT_PRE_STOP_WORLD:
 	case GC_EVENT_MARK_START:
 	case GC_EVENT_RECLAIM_START:
-		if (!pause.open)
+		if (!gc_pause.open)
 			pause_open(0);
 		break;
 	case GC_EVENT_MARK_END:
-		pause.marked = 1;
+		gc_pause.marked = 1;
 		break;
 	case GC_EVENT_POST_START_WORLD:
 		/* World restarted without MARK_END: marking was abandoned and
 		 * goes on incrementally; the mutator runs again. */
-		if (pause.open && !pause.full && !pause.marked)
+		if (gc_pause.open && !gc_pause.full && !gc_pause.marked)
 			pause_close();
 		break;
 	case GC_EVENT_RECLAIM_END:
-		if (pause.open && !pause.full)
+		if (gc_pause.open && !gc_pause.full)
 			pause_close();
 		break;
 	case GC_EVENT_END:
-		if (pause.open)
+		if (gc_pause.open)
 			pause_close();
 		break;
 	default:
@@ -351,8 +351,8 @@ int main(int argc, char **argv)
 	       "pause_total_ms=%.3f pause_max_ms=%.3f maxrss_kb=%ld "
 	       "incremental=%d protection_needs=%d\n",
 	       t_end - t_start, (unsigned long)GC_get_gc_no(),
-	       (unsigned long)GC_get_heap_size(), pause.count,
-	       pause.total_ms, pause.max_ms, ru.ru_maxrss,
+	       (unsigned long)GC_get_heap_size(), gc_pause.count,
+	       gc_pause.total_ms, gc_pause.max_ms, ru.ru_maxrss,
 	       GC_is_incremental_mode(), GC_incremental_protection_needs());
 	return 0;
 }
