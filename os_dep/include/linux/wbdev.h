@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * wbdev: write-barrier device for garbage collectors (/dev/wbdev).
+ *
+ * User-space interface of the wbdev kernel module.  Semantics (see also
+ * wbdev(4)):
+ *
+ * open()   Every open gives a new context.  A context is bound to the
+ *          address space (mm) of the process that opened it; read, write,
+ *          mmap and most ioctls from another address space fail with EPERM
+ *          (the only exception is WBDEV_IOC_FORK_CLAIM, see below).
+ *
+ * mmap()   MAP_SHARED, PROT_READ|PROT_WRITE, offset 0: fresh zero-filled
+ *          memory, like /dev/zero; every mmap call is new memory (one
+ *          shmem file per mapping: swappable, charged to the caller's
+ *          memory cgroup, freed on munmap/exit).  MAP_PRIVATE fails with
+ *          EINVAL, a non-zero offset with EINVAL.  New memory is tracked
+ *          from its first fault: a write to a page that has no writable
+ *          page table entry is recorded.
+ *          Partial munmap and mprotect work (the unmapped part is freed and
+ *          dropped from the log).  mremap that moves or grows a mapping
+ *          fails (EINVAL / EFAULT); shrinking works like a partial munmap.
+ *          madvise(MADV_REMOVE) frees a range, which reads back as zero;
+ *          pages written before it and not yet collected stay in the log.
+ *
+ * write()  The buffer is an array of __u64 user addresses.  Each names the
+ *          page that holds it (unaligned addresses are fine) in one of this
+ *          context's mappings; those pages are write-protected.  The byte
+ *          count must be a multiple of 8 (else EINVAL).  Entries are applied
+ *          in order; at the first entry that is not inside one of this
+ *          context's mappings (NULL, unmapped, another context's memory,
+ *          kernel, tagged or non-canonical addresses) processing stops and
+ *          the byte count of the applied prefix is returned, or EFAULT if
+ *          it is the first entry.  A fatal signal stops the same way (EINTR
+ *          if nothing was applied).  Protecting never drops pending log
+ *          entries.
+ *
+ *          The first write to a protected page, by any thread of the
+ *          process or by the kernel on its behalf (read(2) into the page,
+ *          recv, ...), is recorded in the context's log, the page is made
+ *          writable and the access restarted: no signal, no VMA split.
+ *
+ * read()   Fills the buffer with __u64 page-aligned addresses (in the
+ *          caller's address space, ascending) of pages written since they
+ *          were last returned, each once, and removes them from the log;
+ *          the pages stay writable.  The length must be a multiple of 8 and
+ *          at least 8 (else EINVAL).  A short buffer returns a prefix, the
+ *          rest stays for the next read.  Empty log: returns 0.  If the
+ *          buffer cannot be written (EFAULT) the entries stay in the log.
+ *
+ * poll()   EPOLLIN | EPOLLRDNORM while the log is non-empty.
+ *
+ * fork     By default a child inherits each mapping as an inaccessible stub
+ *          (any access raises SIGBUS, writes through madvise/fallocate are
+ *          refused): memory is never silently shared.  When the parent
+ *          armed fork copying (WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_COPY)
+ *          before fork(), the module write-protects the parent's pages and
+ *          copies them into new memory for the child while fork() holds the
+ *          parent's mmap lock, so the copy is exactly the memory at the
+ *          fork instant even while other parent threads write (they wait
+ *          for the copy).  The child then opens /dev/wbdev again, claims
+ *          the copies with WBDEV_IOC_FORK_CLAIM (argument: the inherited
+ *          fd) and maps the new fd with MAP_FIXED at each stub's address and
+ *          length; that mapping holds the copy, and every copied page is in
+ *          the new context's log (conservative).  Cost: fork time grows
+ *          linearly with the resident size of the armed context.
+ */
+#ifndef _UAPI_LINUX_WBDEV_H
+#define _UAPI_LINUX_WBDEV_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+#define WBDEV_VERSION		1
+
+/* A page-aligned range of user addresses. */
+struct wbdev_range {
+	__u64 start;
+	__u64 len;
+};
+
+/* WBDEV_IOC_COLLECT flags. */
+#define WBDEV_COLLECT_REPROTECT	0x1	/* write-protect returned pages */
+
+/*
+ * Collect the log entries of pages inside [start, start + len) (len 0: all
+ * memory of the context) into buf (max entries of __u64, ascending).
+ * Out: count entries stored; next is 0 when the range was scanned to its
+ * end, else the address to resume from (the buffer filled up; entries not
+ * returned stay in the log).
+ */
+struct wbdev_collect_arg {
+	__u64 start;
+	__u64 len;
+	__u64 buf;
+	__u64 max;
+	__u32 flags;
+	__u32 pad;		/* must be 0 */
+	__u64 count;
+	__u64 next;
+};
+
+struct wbdev_info {
+	__u32 version;		/* WBDEV_VERSION */
+	__u32 features;		/* WBDEV_FEAT_* */
+	__u64 mappings;		/* live mappings (areas) of this context */
+	__u64 mapped_pages;	/* pages of those mappings */
+	__u64 dirty_pages;	/* pages in the log now */
+	__u64 recorded;		/* first writes recorded since open */
+	__u64 protected_pages;	/* pages write-protected since open */
+	__u64 fork_copies;	/* mappings copied for fork children */
+};
+
+#define WBDEV_FEAT_KERNEL_WRITES	0x1
+#define WBDEV_FEAT_COLLECT_REPROTECT	0x2
+#define WBDEV_FEAT_FORK_COPY		0x4
+
+/* WBDEV_IOC_SET_FORK_MODE values. */
+#define WBDEV_FORK_STUB		0	/* child gets SIGBUS stubs (default) */
+#define WBDEV_FORK_COPY		1	/* child gets a claimable copy */
+
+#define WBDEV_IOC_MAGIC		0xB7
+/* Write-protect every page of a range (all of it must be this context's). */
+#define WBDEV_IOC_PROTECT	_IOW(WBDEV_IOC_MAGIC, 1, struct wbdev_range)
+/* Collect (and with WBDEV_COLLECT_REPROTECT re-protect) in one call. */
+#define WBDEV_IOC_COLLECT	_IOWR(WBDEV_IOC_MAGIC, 2, struct wbdev_collect_arg)
+#define WBDEV_IOC_INFO		_IOR(WBDEV_IOC_MAGIC, 3, struct wbdev_info)
+/* Free a range (reads back as zero), like madvise(MADV_REMOVE). */
+#define WBDEV_IOC_DISCARD	_IOW(WBDEV_IOC_MAGIC, 4, struct wbdev_range)
+/* Argument: WBDEV_FORK_STUB or WBDEV_FORK_COPY (by value). */
+#define WBDEV_IOC_SET_FORK_MODE	_IO(WBDEV_IOC_MAGIC, 5)
+/*
+ * In a fork child, on a fresh context: take over the copies made at fork
+ * from the context of the inherited fd given as argument (by value).
+ * Returns the number of copies claimed.
+ */
+#define WBDEV_IOC_FORK_CLAIM	_IO(WBDEV_IOC_MAGIC, 6)
+
+#endif /* _UAPI_LINUX_WBDEV_H */
