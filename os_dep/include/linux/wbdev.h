@@ -51,8 +51,9 @@
  * poll()   EPOLLIN | EPOLLRDNORM while the log is non-empty.
  *
  * fork     By default a child inherits each mapping as an inaccessible stub
- *          (any access raises SIGBUS, writes through madvise/fallocate are
- *          refused): memory is never silently shared.  When the parent
+ *          (a read raises SIGBUS, a write SIGSEGV; it cannot be made
+ *          writable, split, moved or punched): memory is never silently
+ *          shared.  When the parent
  *          armed fork copying (WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_COPY)
  *          before fork(), the module write-protects the parent's pages and
  *          copies them into new memory for the child while fork() holds the
