@@ -21,7 +21,6 @@
 #define PAGE 4096UL
 
 static const char *test_name = "?";
-static int test_failures;
 
 #define CHECK(cond, ...)						\
 	do {								\
