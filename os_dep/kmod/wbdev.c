@@ -927,7 +927,7 @@ static long wbdev_ioc_collect(struct wbdev_ctx *ctx, void __user *uarg)
 
 	if (copy_from_user(&a, uarg, sizeof(a)))
 		return -EFAULT;
-	if (a.flags & ~WBDEV_COLLECT_REPROTECT || a.pad)
+	if (a.flags & ~WBDEV_IOC_COLLECT_REPROTECT || a.pad)
 		return -EINVAL;
 	if (a.start >= TASK_SIZE || a.len > TASK_SIZE)
 		return -EINVAL;
@@ -940,7 +940,7 @@ static long wbdev_ioc_collect(struct wbdev_ctx *ctx, void __user *uarg)
 		return copy_to_user(uarg, &a, sizeof(a)) ? -EFAULT : 0;
 	}
 	n = wbdev_collect_user(ctx, a.start, end, a.flags &
-			       WBDEV_COLLECT_REPROTECT,
+			       WBDEV_IOC_COLLECT_REPROTECT,
 			       u64_to_user_ptr(a.buf),
 			       min_t(u64, a.max, LONG_MAX / 8), &next);
 	if (n < 0)
@@ -977,18 +977,33 @@ static long wbdev_ioc_info(struct wbdev_ctx *ctx, void __user *uarg)
 	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
-/* In a fork child: take the copies made from oldfd's context. */
-static long wbdev_ioc_fork_claim(struct wbdev_ctx *ctx, unsigned long oldfd)
+static bool wbdev_claimable(struct vm_area_struct *vma,
+			    struct wbdev_ctx *old, struct mm_struct *mm)
+{
+	struct wbdev_clone *clone = vma->vm_private_data;
+
+	return vma->vm_ops == &wbdev_stub_vm_ops && clone &&
+	       clone->src == old && clone->mm == mm && !clone->claimed;
+}
+
+/* In a fork child: take the copies made from the inherited context. */
+static long wbdev_ioc_fork_claim(struct wbdev_ctx *ctx, void __user *uarg)
 {
 	struct mm_struct *mm = current->mm;
+	struct wbdev_range __user *ur;
+	struct wbdev_fork_claim a;
 	struct vm_area_struct *vma;
 	struct wbdev_ctx *old;
 	struct file *f;
-	long n = 0;
+	u64 n = 0;
+	long ret = 0;
 
-	if (oldfd > INT_MAX)
-		return -EBADF;
-	f = fget(oldfd);
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.pad || a.fd < 0)
+		return a.pad ? -EINVAL : -EBADF;
+	ur = u64_to_user_ptr(a.ranges);
+	f = fget(a.fd);
 	if (!f)
 		return -EBADF;
 	if (f->f_op != &wbdev_fops || f->private_data == ctx) {
@@ -1003,24 +1018,53 @@ static long wbdev_ioc_fork_claim(struct wbdev_ctx *ctx, unsigned long oldfd)
 	{
 		VMA_ITERATOR(vmi, mm, 0);
 
+		for_each_vma(vmi, vma)
+			n += wbdev_claimable(vma, old, mm);
+	}
+	if (n > a.max) {
+		ret = -ENOSPC;
+		goto out;
+	}
+	n = 0;
+	{
+		VMA_ITERATOR(vmi, mm, 0);
+
+		/* check the user buffer first: claiming cannot be undone */
+		for_each_vma(vmi, vma) {
+			struct wbdev_range r = { vma->vm_start,
+				vma->vm_end - vma->vm_start };
+
+			if (!wbdev_claimable(vma, old, mm))
+				continue;
+			if (copy_to_user(ur + n, &r, sizeof(r))) {
+				ret = -EFAULT;
+				goto out;
+			}
+			n++;
+		}
+	}
+	{
+		VMA_ITERATOR(vmi, mm, 0);
+
 		for_each_vma(vmi, vma) {
 			struct wbdev_clone *clone = vma->vm_private_data;
 
-			if (vma->vm_ops != &wbdev_stub_vm_ops || !clone ||
-			    clone->src != old || clone->mm != mm ||
-			    clone->claimed)
+			if (!wbdev_claimable(vma, old, mm))
 				continue;
 			clone->claimed = true;
 			kref_get(&clone->ref);
 			mutex_lock(&ctx->lock);
 			list_add_tail(&clone->node, &ctx->pending);
 			mutex_unlock(&ctx->lock);
-			n++;
 		}
 	}
+out:
 	mmap_write_unlock(mm);
 	fput(f);
-	return n;
+	a.count = n;
+	if (copy_to_user(uarg, &a, sizeof(a)) && !ret)
+		ret = -EFAULT;
+	return ret;
 }
 
 static long wbdev_ioctl(struct file *file, unsigned int cmd,
@@ -1046,7 +1090,7 @@ static long wbdev_ioctl(struct file *file, unsigned int cmd,
 		WRITE_ONCE(ctx->fork_mode, arg);
 		return 0;
 	case WBDEV_IOC_FORK_CLAIM:
-		return wbdev_ioc_fork_claim(ctx, arg);
+		return wbdev_ioc_fork_claim(ctx, uarg);
 	default:
 		return -ENOTTY;
 	}

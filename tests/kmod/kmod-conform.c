@@ -146,7 +146,7 @@ static void t_collect(void)
 	c.len = 20 * PAGE;
 	c.buf = (uintptr_t)buf;
 	c.max = 8;
-	c.flags = WBDEV_COLLECT_REPROTECT;
+	c.flags = WBDEV_IOC_COLLECT_REPROTECT;
 	CHECK(ioctl(fd, WBDEV_IOC_COLLECT, &c) == 0, "collect");
 	CHECK(c.count == 8 && c.next == (uintptr_t)a + 26 * PAGE,
 	      "count %llu next %llx", (unsigned long long)c.count,
@@ -392,7 +392,7 @@ static void t_bad_read(void)
 	CHECK_ERRNO(read(fd, ro, 64), EFAULT);
 	c.buf = (uintptr_t)ro;
 	c.max = 8;
-	c.flags = WBDEV_COLLECT_REPROTECT;
+	c.flags = WBDEV_IOC_COLLECT_REPROTECT;
 	CHECK_ERRNO(ioctl(fd, WBDEV_IOC_COLLECT, &c), EFAULT);
 	CHECK(dev_read_all(fd, logbuf, 64) == 8, "entries lost");
 	munmap(ro, PAGE);
@@ -514,7 +514,7 @@ static void *mt_read(void *p)
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		struct wbdev_collect_arg c = {
 			.buf = (uintptr_t)r->buf, .max = 256,
-			.flags = WBDEV_COLLECT_REPROTECT,
+			.flags = WBDEV_IOC_COLLECT_REPROTECT,
 		};
 
 		CHECK(ioctl(r->fd, WBDEV_IOC_COLLECT, &c) == 0, "collect");
@@ -546,7 +546,7 @@ static void t_threads(void)
 		pthread_join(rd[i], NULL);
 	}
 	/* every page was written after its last collection or is logged */
-	dev_collect(fd, logbuf, 1 << 16, WBDEV_COLLECT_REPROTECT);
+	dev_collect(fd, logbuf, 1 << 16, WBDEV_IOC_COLLECT_REPROTECT);
 	for (int i = 0; i < PAGES; i++)
 		a[(size_t)i * PAGE] = 9;
 	size_t n = dev_collect(fd, logbuf, 1 << 16, 0);

@@ -40,9 +40,18 @@ static void *writer(void *p)
 static int child_adopt(struct heap *h)
 {
 	int fd = dev_open();
-	long n = ioctl(fd, WBDEV_IOC_FORK_CLAIM, h->fd);
+	struct wbdev_range r[4];
+	struct wbdev_fork_claim c = { .fd = h->fd, .ranges = (uintptr_t)r,
+				      .max = 0 };
 
-	CHECK(n == 1, "claim returned %ld", n);
+	CHECK_ERRNO(ioctl(fd, WBDEV_IOC_FORK_CLAIM, &c), ENOSPC);
+	CHECK(c.count == 1, "claimable %llu", (unsigned long long)c.count);
+	c.max = 4;
+	CHECK(ioctl(fd, WBDEV_IOC_FORK_CLAIM, &c) == 0 && c.count == 1 &&
+	      r[0].start == (uintptr_t)h->mem &&
+	      r[0].len == h->pages * PAGE, "claim");
+	CHECK(ioctl(fd, WBDEV_IOC_FORK_CLAIM, &c) == 0 && c.count == 0,
+	      "claimed twice");
 	void *p = mmap(h->mem, h->pages * PAGE, PROT_READ | PROT_WRITE,
 		       MAP_SHARED | MAP_FIXED, fd, 0);
 
@@ -72,7 +81,7 @@ static void child_check(struct heap *h, int fd)
 	}
 	/* every copied page is in the new context's log */
 	uint64_t *log = malloc(n * sizeof(*log));
-	size_t got = dev_collect(fd, log, n, WBDEV_COLLECT_REPROTECT);
+	size_t got = dev_collect(fd, log, n, WBDEV_IOC_COLLECT_REPROTECT);
 
 	CHECK(got == n, "child log has %zu of %zu pages", got, n);
 	/* tracking works in the child */

@@ -60,9 +60,9 @@
  *          parent's mmap lock, so the copy is exactly the memory at the
  *          fork instant even while other parent threads write (they wait
  *          for the copy).  The child then opens /dev/wbdev again, claims
- *          the copies with WBDEV_IOC_FORK_CLAIM (argument: the inherited
- *          fd) and maps the new fd with MAP_FIXED at each stub's address and
- *          length; that mapping holds the copy, and every copied page is in
+ *          the copies with WBDEV_IOC_FORK_CLAIM (given the inherited
+ *          fd, it returns the stubs' ranges) and maps the new fd with
+ *          MAP_FIXED at each range; that mapping holds the copy, and every copied page is in
  *          the new context's log (conservative).  Cost: fork time grows
  *          linearly with the resident size of the armed context.
  */
@@ -81,7 +81,7 @@ struct wbdev_range {
 };
 
 /* WBDEV_IOC_COLLECT flags. */
-#define WBDEV_COLLECT_REPROTECT	0x1	/* write-protect returned pages */
+#define WBDEV_IOC_COLLECT_REPROTECT	0x1	/* write-protect returned pages */
 
 /*
  * Collect the log entries of pages inside [start, start + len) (len 0: all
@@ -123,7 +123,7 @@ struct wbdev_info {
 #define WBDEV_IOC_MAGIC		0xB7
 /* Write-protect every page of a range (all of it must be this context's). */
 #define WBDEV_IOC_PROTECT	_IOW(WBDEV_IOC_MAGIC, 1, struct wbdev_range)
-/* Collect (and with WBDEV_COLLECT_REPROTECT re-protect) in one call. */
+/* Collect (and with WBDEV_IOC_COLLECT_REPROTECT re-protect) in one call. */
 #define WBDEV_IOC_COLLECT	_IOWR(WBDEV_IOC_MAGIC, 2, struct wbdev_collect_arg)
 #define WBDEV_IOC_INFO		_IOR(WBDEV_IOC_MAGIC, 3, struct wbdev_info)
 /* Free a range (reads back as zero), like madvise(MADV_REMOVE). */
@@ -132,9 +132,21 @@ struct wbdev_info {
 #define WBDEV_IOC_SET_FORK_MODE	_IO(WBDEV_IOC_MAGIC, 5)
 /*
  * In a fork child, on a fresh context: take over the copies made at fork
- * from the context of the inherited fd given as argument (by value).
- * Returns the number of copies claimed.
+ * from the context of the inherited fd.  Every stub of this process that
+ * holds an unclaimed copy of that context is counted; if there are more
+ * than max, count is set and the call fails with ENOSPC without claiming
+ * anything.  Otherwise the copies are claimed, their ranges (stub address
+ * and length) stored in ranges[0..count) and the call returns 0.  Each
+ * range must then be mapped from this context with MAP_FIXED at exactly
+ * that address and length to get the copy.
  */
-#define WBDEV_IOC_FORK_CLAIM	_IO(WBDEV_IOC_MAGIC, 6)
+struct wbdev_fork_claim {
+	__s32 fd;		/* inherited fd of the parent's context */
+	__u32 pad;		/* must be 0 */
+	__u64 ranges;		/* user pointer to struct wbdev_range[max] */
+	__u64 max;
+	__u64 count;		/* out */
+};
+#define WBDEV_IOC_FORK_CLAIM	_IOWR(WBDEV_IOC_MAGIC, 6, struct wbdev_fork_claim)
 
 #endif /* _UAPI_LINUX_WBDEV_H */
