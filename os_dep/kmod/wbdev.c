@@ -223,42 +223,69 @@ static bool wbdev_take(struct wbdev_area *area, pgoff_t pgoff, bool reprotect)
 	return was;
 }
 
+/* The area of this context mapped by vma, or NULL. */
+static struct wbdev_area *wbdev_vma_area(struct wbdev_ctx *ctx,
+					 struct vm_area_struct *vma,
+					 unsigned long addr)
+{
+	struct wbdev_area *area;
+
+	if (!vma || addr < vma->vm_start || vma->vm_ops != &wbdev_vm_ops)
+		return NULL;
+	area = vma->vm_private_data;
+	return area->ctx == ctx ? area : NULL;
+}
+
+static pgoff_t wbdev_vma_pgoff(struct vm_area_struct *vma, unsigned long addr)
+{
+	return vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+}
+
 /*
- * Take up to max log entries with addresses in [start, end) into kbuf.
- * *next is set to the address to resume from, 0 when the range is done.
+ * Take up to max log entries with addresses in [start, end) into kbuf,
+ * walking the VMAs in address order (a later mmap may lie in a hole that
+ * a partial munmap left in an earlier one, so areas alone are not
+ * ordered).  *next is set to the address to resume from, 0 when the range
+ * is done.  Called with the mmap lock and ctx->lock held.
  */
 static long wbdev_collect_locked(struct wbdev_ctx *ctx, unsigned long start,
 				 unsigned long end, bool reprotect, u64 *kbuf,
 				 long max, unsigned long *next)
 {
-	struct wbdev_area *area;
+	struct mm_struct *mm = ctx->mm;
+	unsigned long addr = start;
+	struct vm_area_struct *vma;
 	long n = 0;
 
 	*next = 0;
-	list_for_each_entry(area, &ctx->areas, node) {
-		unsigned long aend = area->base + (area->npages << PAGE_SHIFT);
+	while (addr < end && (vma = find_vma(mm, addr)) &&
+	       vma->vm_start < end) {
+		struct wbdev_area *area;
 		pgoff_t first, last, bit;
 
-		if (aend <= start)
+		if (addr < vma->vm_start)
+			addr = vma->vm_start;
+		area = wbdev_vma_area(ctx, vma, addr);
+		if (!area || !READ_ONCE(area->ndirty)) {
+			addr = vma->vm_end;
 			continue;
-		if (area->base >= end)
-			break;
-		if (!READ_ONCE(area->ndirty))
-			continue;
-		first = start > area->base ?
-			(start - area->base) >> PAGE_SHIFT : 0;
-		last = end < aend ?
-			(end - area->base + PAGE_SIZE - 1) >> PAGE_SHIFT :
-			area->npages;
+		}
+		first = wbdev_vma_pgoff(vma, addr);
+		last = wbdev_vma_pgoff(vma, min(end, vma->vm_end) - 1) + 1;
+		last = min(last, area->npages);
 		for (bit = find_next_bit(area->dirty, last, first); bit < last;
 		     bit = find_next_bit(area->dirty, last, bit + 1)) {
+			unsigned long at = vma->vm_start +
+				((bit - vma->vm_pgoff) << PAGE_SHIFT);
+
 			if (n == max) {
-				*next = area->base + (bit << PAGE_SHIFT);
+				*next = at;
 				return n;
 			}
 			if (wbdev_take(area, bit, reprotect))
-				kbuf[n++] = area->base + (bit << PAGE_SHIFT);
+				kbuf[n++] = at;
 		}
+		addr = vma->vm_end;
 	}
 	return n;
 }
@@ -266,30 +293,28 @@ static long wbdev_collect_locked(struct wbdev_ctx *ctx, unsigned long start,
 /* Put entries back in the log after a failed copy to user space. */
 static void wbdev_unread(struct wbdev_ctx *ctx, const u64 *kbuf, long n)
 {
-	struct wbdev_area *area;
+	struct mm_struct *mm = ctx->mm;
 	long i;
 
-	mutex_lock(&ctx->lock);
+	mmap_read_lock(mm);
 	for (i = 0; i < n; i++) {
-		list_for_each_entry(area, &ctx->areas, node) {
-			unsigned long aend = area->base +
-					     (area->npages << PAGE_SHIFT);
-			bool first;
+		struct vm_area_struct *vma = find_vma(mm, kbuf[i]);
+		struct wbdev_area *area = wbdev_vma_area(ctx, vma, kbuf[i]);
+		pgoff_t pgoff;
+		bool first;
 
-			if (kbuf[i] < area->base || kbuf[i] >= aend)
-				continue;
-			spin_lock(&area->lock);
-			first = !__test_and_set_bit((kbuf[i] - area->base) >>
-						    PAGE_SHIFT, area->dirty);
-			if (first)
-				area->ndirty++;
-			spin_unlock(&area->lock);
-			if (first)
-				atomic_long_inc(&ctx->ndirty);
-			break;
-		}
+		if (!area)
+			continue;
+		pgoff = wbdev_vma_pgoff(vma, kbuf[i]);
+		spin_lock(&area->lock);
+		first = !__test_and_set_bit(pgoff, area->dirty);
+		if (first)
+			area->ndirty++;
+		spin_unlock(&area->lock);
+		if (first)
+			atomic_long_inc(&ctx->ndirty);
 	}
-	mutex_unlock(&ctx->lock);
+	mmap_read_unlock(mm);
 }
 
 /*
@@ -312,10 +337,16 @@ static long wbdev_collect_user(struct wbdev_ctx *ctx, unsigned long start,
 		long want = min_t(long, max - done, WBDEV_CHUNK);
 		long n;
 
+		if (mmap_read_lock_killable(ctx->mm)) {
+			if (!done)
+				done = -EINTR;
+			break;
+		}
 		mutex_lock(&ctx->lock);
 		n = wbdev_collect_locked(ctx, *next, end, reprotect, kbuf,
 					 want, next);
 		mutex_unlock(&ctx->lock);
+		mmap_read_unlock(ctx->mm);
 		if (copy_to_user(ubuf + done, kbuf, n * sizeof(*kbuf))) {
 			wbdev_unread(ctx, kbuf, n);
 			if (!done)
@@ -728,24 +759,6 @@ fail_area:
 	kvfree(area->dirty);
 	kfree(area);
 	return ret;
-}
-
-/* The area of this context that vma maps, or NULL. */
-static struct wbdev_area *wbdev_vma_area(struct wbdev_ctx *ctx,
-					 struct vm_area_struct *vma,
-					 unsigned long addr)
-{
-	struct wbdev_area *area;
-
-	if (!vma || addr < vma->vm_start || vma->vm_ops != &wbdev_vm_ops)
-		return NULL;
-	area = vma->vm_private_data;
-	return area->ctx == ctx ? area : NULL;
-}
-
-static pgoff_t wbdev_vma_pgoff(struct vm_area_struct *vma, unsigned long addr)
-{
-	return vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
 }
 
 static ssize_t wbdev_write(struct file *file, const char __user *buf,
