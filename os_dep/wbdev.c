@@ -77,7 +77,7 @@ int wbdev_next_tracked_run(const wbdev_t *w, uintptr_t from, uintptr_t end,
 	size_t i = first_map_ending_above(w, from);
 	uintptr_t s, e;
 
-	if (i >= w->nmaps || w->maps[i].start >= end)
+	if (from >= end || i >= w->nmaps || w->maps[i].start >= end)
 		return -ENOENT;
 	s = w->maps[i].start > from ? w->maps[i].start : from;
 	e = w->maps[i].start + w->maps[i].len;
