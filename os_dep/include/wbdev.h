@@ -119,7 +119,12 @@ int wbdev_unmap(wbdev_t *w, void *addr, size_t len);
  */
 int wbdev_discard(wbdev_t *w, void *addr, size_t len);
 
-/* Write-protect (start tracking) a page-aligned range. */
+/*
+ * Write-protect (start tracking) a page-aligned range.  Writes made to it
+ * before and not yet collected may still be reported by the next
+ * collection: kmod keeps them (as in the 2003 design only a collection
+ * clears the log), uffd forgets them.
+ */
 int wbdev_protect(wbdev_t *w, void *addr, size_t len);
 
 /*
@@ -174,7 +179,9 @@ int wbdev_collect(wbdev_t *w, struct wbdev_collect *c);
  * wbdev_fork_child() the child owns a private copy of every mapping
  * holding exactly the parent's memory at the fork, tracked by the child's
  * own handle, with all of it reported as written (conservative) unless
- * the backend says otherwise.  Returns -ENOTSUP if this backend cannot
+ * the backend says otherwise.  The parent keeps tracking: nothing it wrote
+ * is lost, though a backend may report more of its pages once after a
+ * fork (kmod does).  Returns -ENOTSUP if this backend cannot
  * keep tracking in the child; the memory is still private and correct then.
  */
 int wbdev_fork_prepare(wbdev_t *w);

