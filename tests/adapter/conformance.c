@@ -19,8 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -625,6 +631,85 @@ static void t_kernel_writes(void)
 	CHECK_RC(wbdev_close(w), 0);
 }
 
+/*
+ * uffd only: with userfaultfd(2) refused (a seccomp filter, as in some
+ * containers) the backend falls back to /dev/userfaultfd, which needs
+ * read-write access to it (root on Debian).  Kernel writes must still be
+ * recorded.  Runs in a child: the filter cannot be removed.
+ */
+static int device_fallback_child(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_userfaultfd, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]),
+				   .filter = f };
+	struct wbdev_options o = { .backend = WBDEV_BACKEND_UFFD };
+	bool dev_ok = access("/dev/userfaultfd", R_OK | W_OK) == 0;
+	unsigned char seen[4] = { 0 };
+	wbdev_t *w;
+	int fds[2], rc, bad;
+	char *p;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return 30;
+	if (syscall(SYS_userfaultfd, 1) >= 0 || errno != EPERM)
+		return 31;		/* the filter does not work */
+	rc = wbdev_open(&w, &o);
+	if (!dev_ok) {
+		printf("#   no access to /dev/userfaultfd: open gave %d (%s)\n",
+		       rc, wbdev_strerror(rc));
+		return rc == -EPERM || rc == -ENODEV ? 0 : 32;
+	}
+	if (rc)
+		return 33;
+	if (wbdev_map(w, NULL, 4 * ps, (void **)&p) ||
+	    wbdev_protect(w, p, 4 * ps) || pipe(fds) ||
+	    write(fds[1], "x", 1) != 1 || read(fds[0], p + ps, 1) != 1)
+		return 34;
+	p[3 * ps] = 1;
+	if (collect_all(w, NULL, 0, WBDEV_COLLECT_REPROTECT, 4, p, 4, seen,
+			&bad) != 2 || !seen[1] || !seen[3] || bad)
+		return 35;
+	if (!(wbdev_caps(w) & WBDEV_CAP_KERNEL_WRITES))
+		return 36;
+	printf("#   via /dev/userfaultfd: user and kernel writes recorded\n");
+	return wbdev_close(w) ? 37 : 0;
+}
+
+static void t_uffd_device_fallback(void)
+{
+	wbdev_t *w = open_or_fail();
+	int status;
+	pid_t pid;
+
+	CHECK(w, "open");
+	if (wbdev_backend(w) != WBDEV_BACKEND_UFFD) {
+		note("not the uffd backend: nothing to check");
+		wbdev_close(w);
+		return;
+	}
+	wbdev_close(w);
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0)
+		_exit(device_fallback_child());
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "child status 0x%x (exit %d)", status,
+	      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
 /* ------------------------------------------------------------- fork */
 
 struct writer_arg {
@@ -1158,6 +1243,7 @@ static const struct test tests[] = {
 	{ "discard", t_discard },
 	{ "protect_pages", t_protect_pages },
 	{ "kernel_writes", t_kernel_writes },
+	{ "uffd_device_fallback", t_uffd_device_fallback },
 	{ "fork", t_fork },
 	{ "big_random", t_big_random },
 	{ "mprotect_vma_limit", t_mprotect_vma_limit },
