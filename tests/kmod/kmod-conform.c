@@ -608,6 +608,60 @@ static void t_leak(void)
 	CHECK(slab1 - slab0 < 4096, "Slab grew by %ld kB", slab1 - slab0);
 }
 
+static int module_loaded(void)
+{
+	FILE *f = fopen("/proc/modules", "r");
+	char line[256];
+	int found = 0;
+
+	CHECK(f, "/proc/modules");
+	while (fgets(line, sizeof(line), f))
+		found |= !strncmp(line, "wbdev ", 6);
+	fclose(f);
+	return found;
+}
+
+/*
+ * Run last: the module cannot be unloaded while a mapping (fd closed) or
+ * a fork stub exists, and unloads once none does.
+ */
+static void t_unload(void)
+{
+	int p[2];
+	pid_t gpid;
+
+	CHECK(module_loaded(), "module not loaded");
+	CHECK(pipe(p) == 0, "pipe");
+	pid_t pid = fork();
+
+	if (!pid) {
+		int fd = dev_open();
+		char *a = dev_map(fd, 4 * PAGE);
+
+		a[0] = 1;
+		close(fd);
+		gpid = fork();
+		if (!gpid)
+			pause();	/* holds a fork stub only */
+		write(p[1], &gpid, sizeof(gpid));
+		pause();		/* holds a mapping, no fd */
+	}
+	CHECK(read(p[0], &gpid, sizeof(gpid)) == sizeof(gpid), "child ready");
+	CHECK(system("rmmod wbdev 2>/dev/null") != 0, "unloaded while mapped");
+	CHECK(module_loaded(), "module gone while mapped");
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	CHECK(system("rmmod wbdev 2>/dev/null") != 0,
+	      "unloaded while a fork stub exists");
+	kill(gpid, SIGKILL);
+	for (int i = 0; i < 50; i++) {
+		if (system("rmmod wbdev 2>/dev/null") == 0)
+			break;
+		usleep(100000);	/* the reparented grandchild is reaped */
+	}
+	CHECK(!module_loaded(), "module cannot be unloaded when unused");
+}
+
 struct test {
 	const char *name;
 	void (*fn)(void);
@@ -629,6 +683,7 @@ static const struct test tests[] = {
 	{ "fork-stub", t_fork_stub },
 	{ "threads", t_threads },
 	{ "leak", t_leak },
+	{ "unload", t_unload },	/* only when named */
 };
 
 int main(int argc, char **argv)
@@ -637,7 +692,7 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		int want = argc < 2;
+		int want = argc < 2 && tests[i].fn != t_unload;
 
 		for (int j = 1; j < argc; j++)
 			want |= !strcmp(argv[j], tests[i].name);
