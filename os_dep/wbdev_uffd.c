@@ -410,7 +410,9 @@ static int uffd_collect(wbdev_t *w, struct wbdev_collect *c)
 		n = scan(w, rs, re, flags, c->max - c->count, &walk_end);
 		if (n < 0) {
 			c->cursor = rs;
-			return n;
+			/* Hand over what was already re-protected; the
+			 * error comes back on the next call. */
+			return c->count ? 1 : n;
 		}
 		for (i = 0; i < n; i++) {
 			uintptr_t p;

@@ -10,6 +10,13 @@
  * Backends (chosen at run time by wbdev_open):
  *   kmod - the wbdev kernel module, /dev/wbdev (os_dep/kmod);
  *   uffd - Linux >= 6.7 userfaultfd async write-protect + PAGEMAP_SCAN.
+ *          Needs no privilege: it asks for UFFD_USER_MODE_ONLY, which the
+ *          kernel grants to any user whatever vm.unprivileged_userfaultfd
+ *          says; if userfaultfd(2) is refused (seccomp) it tries
+ *          /dev/userfaultfd (read-write access needed, root-only by
+ *          default).  Either way writes made by the kernel (read(2) into
+ *          tracked memory) are recorded: async write-protect faults are
+ *          resolved in the kernel, also from kernel mode.
  *
  * Conventions:
  * - Every function returning int returns 0 (or a documented positive value)
