@@ -147,6 +147,7 @@ struct wbdev_fork_claim {
 	__u64 max;
 	__u64 count;		/* out */
 };
+
 #define WBDEV_IOC_FORK_CLAIM	_IOWR(WBDEV_IOC_MAGIC, 6, struct wbdev_fork_claim)
 
 #endif /* _UAPI_LINUX_WBDEV_H */
