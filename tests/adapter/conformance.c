@@ -8,7 +8,8 @@
  *   --expect unsupported assert wbdev_open() refuses with -ENODEV
  *   --quick              smaller sizes (slow VMs)
  * Output is TAP-like ("ok N - name", "not ok N - name"); exit 0 when all
- * pass, 1 otherwise.  Environment: WBDEV_FUZZ_OPS (fuzzer operations).
+ * pass, 1 otherwise.  Environment: WBDEV_FUZZ_OPS (fuzzer operations),
+ * WBDEV_FUZZ_SEED.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -1188,9 +1189,11 @@ static void t_fuzz(void)
 	int nthreads = 2;
 	pthread_t th[2];
 	struct fz *f = calloc(1, sizeof(*f));
-	uint64_t s = 777;
+	const char *seed = getenv("WBDEV_FUZZ_SEED");
+	uint64_t s = seed ? strtoull(seed, NULL, 0) | 1 : 777;
 
 	CHECK(f, "calloc");
+	note("fuzz seed %llu (WBDEV_FUZZ_SEED)", (unsigned long long)s);
 	f->w = open_or_fail();
 	CHECK(f->w, "open");
 	{
@@ -1216,7 +1219,7 @@ static void t_fuzz(void)
 	if (!f->error)
 		fz_collect(f, &s, true);
 	note("fuzz: %lu ops, %lu pages reported, %lu required, %lu missing, "
-	     "%lu false positives (not counting discarded pages)", f->ops, f->reported, f->required,
+	     "%lu reported with no write begun since protected (false positives, upper bound; discarded pages not counted)", f->ops, f->reported, f->required,
 	     f->missing, f->false_pos);
 	CHECK(!f->error, "an operation failed");
 	CHECK(f->missing == 0, "%lu written pages missing", f->missing);
