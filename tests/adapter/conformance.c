@@ -402,6 +402,33 @@ static void t_collect_without_reprotect(void)
 	CHECK_RC(wbdev_close(w), 0);
 }
 
+/* Reports stay per page even where transparent huge pages could form. */
+static void t_page_granularity(void)
+{
+	size_t len = (size_t)8 << 20, np = len / ps;
+	unsigned char *seen = calloc(np, 1);
+	wbdev_t *w = open_or_fail();
+	char *p;
+	int bad;
+	long n;
+
+	CHECK(w && seen, "setup");
+	CHECK_RC(wbdev_map(w, NULL, len, (void **)&p), 0);
+	memset(p, 1, len);		/* populate: huge pages if allowed */
+	CHECK_RC(wbdev_protect(w, p, len), 0);
+	n = collect_all(w, NULL, 0, WBDEV_COLLECT_REPROTECT, 4096, p, np, seen,
+			&bad);
+	CHECK(n == 0, "%ld pages before writing", n);
+	p[(2 << 20) + 5] = 2;
+	p[(6 << 20) + ps + 7] = 2;
+	n = collect_all(w, NULL, 0, WBDEV_COLLECT_REPROTECT, 4096, p, np, seen,
+			&bad);
+	CHECK(n == 2 && seen[(2 << 20) / ps] && seen[(6 << 20) / ps + 1] && !bad,
+	      "%ld pages reported for 2 written", n);
+	CHECK_RC(wbdev_close(w), 0);
+	free(seen);
+}
+
 /* Short buffers and many separate runs (> 512: a PAGEMAP_SCAN corner). */
 static void t_short_buffers(void)
 {
@@ -1241,6 +1268,7 @@ static const struct test tests[] = {
 	{ "bad_inputs", t_bad_inputs },
 	{ "basic_tracking", t_basic_tracking },
 	{ "collect_without_reprotect", t_collect_without_reprotect },
+	{ "page_granularity", t_page_granularity },
 	{ "short_buffers", t_short_buffers },
 	{ "ranges_and_unmap", t_ranges_and_unmap },
 	{ "discard", t_discard },
