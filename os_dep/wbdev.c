@@ -6,6 +6,10 @@
  * Self-contained on purpose (no config.h): bdwgc compiles these sources
  * straight into the collector.
  */
+/* Self-contained: bdwgc compiles this file with its own flags. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>

@@ -13,6 +13,10 @@
  * kernel mode (read(2) into tracked memory...) is resolved in the kernel
  * like a user one, so kernel writes are recorded in every mode.
  */
+/* Self-contained: bdwgc compiles this file with its own flags. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
