@@ -30,17 +30,19 @@ static ssize_t faulty_write(struct file *file, const char __user *buf,
 			    size_t len, loff_t *ppos)
 {
 	char cmd[8] = "";
-	/* volatile: the compiler must emit a real store through NULL. */
-	int *volatile target = NULL;
+	int *target = NULL;
 
 	if (copy_from_user(cmd, buf, min(len, sizeof(cmd) - 1)))
 		return -EFAULT;
-	if (!strncmp(cmd, "warn", 4))
+	if (!strncmp(cmd, "warn", 4)) {
 		WARN_ON(1);
-	else if (!strncmp(cmd, "oops", 4))
-		*target = 1;
-	else
+	} else if (!strncmp(cmd, "oops", 4)) {
+		/* Hidden from the optimiser: a real store through NULL. */
+		OPTIMIZER_HIDE_VAR(target);
+		WRITE_ONCE(*target, 1);
+	} else {
 		return -EINVAL;
+	}
 	return len;
 }
 
