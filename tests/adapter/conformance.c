@@ -416,9 +416,11 @@ static void t_page_granularity(void)
 	CHECK_RC(wbdev_map(w, NULL, len, (void **)&p), 0);
 	memset(p, 1, len);		/* populate: huge pages if allowed */
 	CHECK_RC(wbdev_protect(w, p, len), 0);
+	/* Drain: writes before the protection may still be reported. */
 	n = collect_all(w, NULL, 0, WBDEV_COLLECT_REPROTECT, 4096, p, np, seen,
 			&bad);
-	CHECK(n == 0, "%ld pages before writing", n);
+	CHECK(n >= 0 && !bad, "drain: %ld", n);
+	memset(seen, 0, np);
 	p[(2 << 20) + 5] = 2;
 	p[(6 << 20) + ps + 7] = 2;
 	n = collect_all(w, NULL, 0, WBDEV_COLLECT_REPROTECT, 4096, p, np, seen,
