@@ -6,7 +6,7 @@
  * usage: wbdev-conformance [--expect NAME|unsupported] [--quick] [TEST...]
  *   --expect NAME        fail unless the backend opened is NAME
  *   --expect unsupported assert wbdev_open() refuses with -ENODEV
- *   --quick              smaller sizes (slow VMs)
+ *   --quick              fewer fuzzer operations (slow VMs); sizes unchanged
  * Output is TAP-like ("ok N - name", "not ok N - name"); exit 0 when all
  * pass, 1 otherwise.  Environment: WBDEV_FUZZ_OPS (fuzzer operations),
  * WBDEV_FUZZ_SEED.
@@ -326,7 +326,7 @@ static void t_bad_inputs(void)
 
 static void t_basic_tracking(void)
 {
-	size_t np = quick ? 64 : 256, i;
+	size_t np = 256, i;
 	unsigned char *seen = calloc(np, 1), *want = calloc(np, 1);
 	wbdev_t *w = open_or_fail();
 	char *p;
@@ -434,7 +434,7 @@ static void t_page_granularity(void)
 /* Short buffers and many separate runs (> 512: a PAGEMAP_SCAN corner). */
 static void t_short_buffers(void)
 {
-	size_t np = quick ? 2048 : 8192, i, want = 0;
+	size_t np = 8192, i, want = 0;
 	unsigned char *seen = calloc(np, 1), *wr = calloc(np, 1);
 	size_t maxes[] = { 1, 7, 511, 513, 100000 };
 	wbdev_t *w = open_or_fail();
@@ -874,7 +874,7 @@ static void t_fork(void)
 
 static void t_big_random(void)
 {
-	size_t len = (size_t)(quick ? 256 : 1024) << 20, np = len / ps, i;
+	size_t len = (size_t)1024 << 20, np = len / ps, i;
 	size_t *order = malloc(np * sizeof(size_t));
 	unsigned char *seen = calloc(np, 1);
 	uint64_t s = 42;
@@ -1214,7 +1214,7 @@ static void fz_op(struct fz *f, uint64_t *s)
 static void t_fuzz(void)
 {
 	const char *env = getenv("WBDEV_FUZZ_OPS");
-	long nops = env ? atol(env) : (quick ? 1500 : 6000);
+	long nops = env ? atol(env) : (quick ? 2000 : 6000);
 	int nthreads = 2;
 	pthread_t th[2];
 	struct fz *f = calloc(1, sizeof(*f));
