@@ -193,6 +193,20 @@ static void bench_backend(enum wbdev_backend_id id, const char *name)
 		printf("  protect_pages, every 2nd page (%zu pages):      %8.1f ns/page\n",
 		       n, median(v, reps));
 		free(list);
+		/* Ascending consecutive pages coalesce into one range. */
+		n = small / ps;
+		list = malloc(n * sizeof(void *));
+		for (size_t i = 0; i < n; i++)
+			list[i] = p + i * ps;
+		for (int r = 0; r < reps; r++) {
+			touch_all(p, small);
+			t = now_ns();
+			wbdev_protect_pages(w, list, n);
+			v[r] = (now_ns() - t) / n;
+		}
+		printf("  protect_pages, all pages ascending (%zu):      %8.1f ns/page\n",
+		       n, median(v, reps));
+		free(list);
 	}
 	wbdev_unmap(w, p, small);
 
