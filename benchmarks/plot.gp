@@ -2,7 +2,7 @@
 # Called as: gnuplot -e "datafile='...'; outfile='...'; n=N" plot.gp
 # Columns: label, then median/min/max for GCBench wall s, gctest wall s,
 # GCBench max pause ms, GCBench total pause ms.
-set terminal pngcairo size (400 + 110 * n), 900 font "sans,10"
+set terminal pngcairo size (400 + 110 * n), 960 font "sans,10"
 set output outfile
 set multiplot layout 2,1
 set style data histogram
@@ -14,6 +14,7 @@ set grid ytics
 set key top left
 set xtics noenhanced font "sans,8"
 set datafile missing "NaN"
+set bmargin 4
 
 set title "Wall time per configuration (median, whiskers min–max)"
 set ylabel "seconds (log)"
