@@ -15,6 +15,7 @@
  *   protect_list  wbdev_protect_pages() with one address per page
  *   collect       collect-and-reprotect, per dirty page, at 1/10/100% dirty
  *   collect_clean collect-and-reprotect with nothing dirty, per MiB scanned
+ *                 (timed on a second collect; the first is only checked)
  *   fork          fork() latency in the parent, and until the child has
  *                 re-armed tracking (wbdev_fork_child), vs heap size
  * Output: a Markdown table on stdout, one row per measurement, and
@@ -40,6 +41,7 @@
 
 static size_t page_size;
 static int raw_output;
+static int populate_by_touch;	/* --populate touch: no MADV_POPULATE_WRITE */
 
 static double now_ns(void)
 {
@@ -112,7 +114,8 @@ static double write_pages(char *base, size_t npages, size_t stride,
 static void populate(char *base, size_t len)
 {
 #ifdef MADV_POPULATE_WRITE
-	if (madvise(base, len, MADV_POPULATE_WRITE) == 0)
+	if (!populate_by_touch &&
+	    madvise(base, len, MADV_POPULATE_WRITE) == 0)
 		return;
 #endif
 	for (size_t off = 0; off < len; off += page_size)
@@ -327,12 +330,23 @@ static void test_collect(struct tracker *t, size_t len, int reps)
 		populate(p, len);
 		if (t_protect(t, p, len) < 0)
 			failures++;
+		/* Nothing was written since protect: wbdev.h says nothing
+		 * is reported.  Checked, then a second collect is timed so
+		 * that collect_clean is a clean scan even if a backend
+		 * reports more (conservatively) the first time. */
+		found = t_collect(t, p, len);
+		if (found != 0) {
+			fprintf(stderr, "micro: %s: %ld pages reported dirty "
+				"in a clean range\n", t->name, found);
+			failures++;
+		}
 		t0 = now_ns();
 		found = t_collect(t, p, len);
 		clean[r] = (now_ns() - t0) / (double)(len / MIB);
 		if (found != 0) {
 			fprintf(stderr, "micro: %s: %ld pages reported dirty "
-				"in a clean range\n", t->name, found);
+				"by a second collect of a clean range\n",
+				t->name, found);
 			failures++;
 		}
 		for (k = 0; k < 3; k++) {
@@ -449,7 +463,9 @@ static void usage(FILE *f)
 		"  --fault-size size for the fault and protect tests "
 		"(default 64M)\n"
 		"  --reps      repetitions per measurement (default 3)\n"
-		"  --raw       also print MICRO key=value lines\n");
+		"  --raw       also print MICRO key=value lines\n"
+		"  --populate  madvise (MADV_POPULATE_WRITE, default) or "
+		"touch (one write per page)\n");
 }
 
 int main(int argc, char **argv)
@@ -461,6 +477,7 @@ int main(int argc, char **argv)
 		{ "fault-size", required_argument, NULL, 'F' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "raw", no_argument, NULL, 'R' },
+		{ "populate", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -490,6 +507,11 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			raw_output = 1;
+			break;
+		case 'P':
+			populate_by_touch = strcmp(optarg, "touch") == 0;
+			if (!populate_by_touch && strcmp(optarg, "madvise"))
+				nsizes = -1;
 			break;
 		case 'h':
 			usage(stdout);
