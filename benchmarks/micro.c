@@ -330,14 +330,16 @@ static void test_collect(struct tracker *t, size_t len, int reps)
 		populate(p, len);
 		if (t_protect(t, p, len) < 0)
 			failures++;
-		/* Nothing was written since protect: wbdev.h says nothing
-		 * is reported.  Checked, then a second collect is timed so
-		 * that collect_clean is a clean scan even if a backend
-		 * reports more (conservatively) the first time. */
+		/* Nothing was written since protect, but wbdev.h lets a
+		 * backend report the writes made before it (kmod keeps them
+		 * in its log): the first collect may report up to every
+		 * populated page, never more.  The second collect must
+		 * report nothing, and it is the one timed as a clean scan. */
 		found = t_collect(t, p, len);
-		if (found != 0) {
+		if (found < 0 || (size_t)found > npages) {
 			fprintf(stderr, "micro: %s: %ld pages reported dirty "
-				"in a clean range\n", t->name, found);
+				"in a clean range of %zu pages\n", t->name,
+				found, npages);
 			failures++;
 		}
 		t0 = now_ns();
