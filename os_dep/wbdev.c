@@ -384,7 +384,22 @@ int wbdev_unmap(wbdev_t *w, void *addr, size_t len)
 	return err;
 }
 
-int wbdev_discard(wbdev_t *w, void *addr, size_t len)
+static int backend_discard(wbdev_t *w, void *addr, size_t len)
+{
+	return w->ops->discard(w, addr, len);
+}
+
+static int backend_protect(wbdev_t *w, void *addr, size_t len)
+{
+	return w->ops->protect(w, addr, len);
+}
+
+/*
+ * Run op on a checked range of tracked memory, under the lock.  op reaches
+ * the backend only after the handle has been found valid.
+ */
+static int range_op(wbdev_t *w, void *addr, size_t len,
+		    int (*op)(wbdev_t *, void *, size_t))
 {
 	int err = lock_handle(w);
 
@@ -392,22 +407,19 @@ int wbdev_discard(wbdev_t *w, void *addr, size_t len)
 		return err;
 	err = check_range(w, addr, len);
 	if (!err)
-		err = w->ops->discard(w, addr, len);
+		err = op(w, addr, len);
 	pthread_mutex_unlock(&w->lock);
 	return err;
 }
 
+int wbdev_discard(wbdev_t *w, void *addr, size_t len)
+{
+	return range_op(w, addr, len, backend_discard);
+}
+
 int wbdev_protect(wbdev_t *w, void *addr, size_t len)
 {
-	int err = lock_handle(w);
-
-	if (err)
-		return err;
-	err = check_range(w, addr, len);
-	if (!err)
-		err = w->ops->protect(w, addr, len);
-	pthread_mutex_unlock(&w->lock);
-	return err;
+	return range_op(w, addr, len, backend_protect);
 }
 
 int wbdev_protect_pages(wbdev_t *w, void *const *addrs, size_t n)
