@@ -999,23 +999,49 @@ static bool wbdev_claimable(struct vm_area_struct *vma,
 	       clone->src == old && clone->mm == mm && !clone->claimed;
 }
 
-/* In a fork child: take the copies made from the inherited context. */
+/*
+ * Give back claims of wbdev_ioc_fork_claim whose ranges could not be
+ * returned, unless an mmap has taken the copy meanwhile.
+ */
+static void wbdev_unclaim(struct wbdev_ctx *ctx, struct mm_struct *mm,
+			  struct wbdev_clone **clones, u64 n)
+{
+	u64 i;
+
+	mmap_write_lock(mm);
+	mutex_lock(&ctx->lock);
+	for (i = 0; i < n; i++) {
+		if (list_empty(&clones[i]->node))
+			continue;
+		list_del_init(&clones[i]->node);
+		clones[i]->claimed = false;
+		wbdev_clone_put(clones[i]);
+	}
+	mutex_unlock(&ctx->lock);
+	mmap_write_unlock(mm);
+}
+
+/*
+ * In a fork child: take the copies made from the inherited context.
+ * User memory is only touched with the mmap lock released: a fault on
+ * the ranges buffer would wait for that lock.
+ */
 static long wbdev_ioc_fork_claim(struct wbdev_ctx *ctx, void __user *uarg)
 {
 	struct mm_struct *mm = current->mm;
-	struct wbdev_range __user *ur;
+	struct wbdev_clone **clones = NULL;
+	struct wbdev_range *kr = NULL;
 	struct wbdev_fork_claim a;
 	struct vm_area_struct *vma;
 	struct wbdev_ctx *old;
 	struct file *f;
-	u64 n = 0;
+	u64 n = 0, i = 0;
 	long ret = 0;
 
 	if (copy_from_user(&a, uarg, sizeof(a)))
 		return -EFAULT;
 	if (a.pad || a.fd < 0)
 		return a.pad ? -EINVAL : -EBADF;
-	ur = u64_to_user_ptr(a.ranges);
 	f = fget(a.fd);
 	if (!f)
 		return -EBADF;
@@ -1035,25 +1061,15 @@ static long wbdev_ioc_fork_claim(struct wbdev_ctx *ctx, void __user *uarg)
 			n += wbdev_claimable(vma, old, mm);
 	}
 	if (n > a.max) {
-		ret = -ENOSPC;
-		goto out;
+		ret = -ENOSPC;		/* a.count tells how many are needed */
+		goto unlock;
 	}
-	n = 0;
-	{
-		VMA_ITERATOR(vmi, mm, 0);
-
-		/* check the user buffer first: claiming cannot be undone */
-		for_each_vma(vmi, vma) {
-			struct wbdev_range r = { vma->vm_start,
-				vma->vm_end - vma->vm_start };
-
-			if (!wbdev_claimable(vma, old, mm))
-				continue;
-			if (copy_to_user(ur + n, &r, sizeof(r))) {
-				ret = -EFAULT;
-				goto out;
-			}
-			n++;
+	if (n) {
+		kr = kvmalloc_array(n, sizeof(*kr), GFP_KERNEL);
+		clones = kvmalloc_array(n, sizeof(*clones), GFP_KERNEL);
+		if (!kr || !clones) {
+			ret = -ENOMEM;
+			goto unlock;
 		}
 	}
 	{
@@ -1064,6 +1080,9 @@ static long wbdev_ioc_fork_claim(struct wbdev_ctx *ctx, void __user *uarg)
 
 			if (!wbdev_claimable(vma, old, mm))
 				continue;
+			kr[i].start = vma->vm_start;
+			kr[i].len = vma->vm_end - vma->vm_start;
+			clones[i++] = clone;
 			clone->claimed = true;
 			kref_get(&clone->ref);
 			mutex_lock(&ctx->lock);
@@ -1071,12 +1090,20 @@ static long wbdev_ioc_fork_claim(struct wbdev_ctx *ctx, void __user *uarg)
 			mutex_unlock(&ctx->lock);
 		}
 	}
-out:
+unlock:
 	mmap_write_unlock(mm);
 	fput(f);
-	a.count = n;
+	if (!ret && n && copy_to_user(u64_to_user_ptr(a.ranges), kr,
+				      n * sizeof(*kr)))
+		ret = -EFAULT;
+	a.count = ret && ret != -ENOSPC ? 0 : n;
 	if (copy_to_user(uarg, &a, sizeof(a)) && !ret)
 		ret = -EFAULT;
+	/* the caller cannot know what it claimed: nothing is claimed */
+	if (ret == -EFAULT && i)
+		wbdev_unclaim(ctx, mm, clones, i);
+	kvfree(kr);
+	kvfree(clones);
 	return ret;
 }
 

@@ -46,10 +46,23 @@ static int child_adopt(struct heap *h)
 
 	CHECK_ERRNO(ioctl(fd, WBDEV_IOC_FORK_CLAIM, &c), ENOSPC);
 	CHECK(c.count == 1, "claimable %llu", (unsigned long long)c.count);
+	/* A buffer the kernel cannot write: EFAULT, nothing claimed. */
+	struct wbdev_range *ro = mmap(NULL, PAGE, PROT_READ,
+				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* Never touched: storing into it faults (once a self-deadlock on
+	 * the mmap lock the ioctl held). */
+	struct wbdev_range *fresh = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+					 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(ro != MAP_FAILED && fresh != MAP_FAILED, "mmap buffers");
 	c.max = 4;
+	c.ranges = (uintptr_t)ro;
+	CHECK_ERRNO(ioctl(fd, WBDEV_IOC_FORK_CLAIM, &c), EFAULT);
+	c.ranges = (uintptr_t)fresh;
 	CHECK(ioctl(fd, WBDEV_IOC_FORK_CLAIM, &c) == 0 && c.count == 1 &&
-	      r[0].start == (uintptr_t)h->mem &&
-	      r[0].len == h->pages * PAGE, "claim");
+	      fresh[0].start == (uintptr_t)h->mem &&
+	      fresh[0].len == h->pages * PAGE, "claim");
+	c.ranges = (uintptr_t)r;
 	CHECK(ioctl(fd, WBDEV_IOC_FORK_CLAIM, &c) == 0 && c.count == 0,
 	      "claimed twice");
 	void *p = mmap(h->mem, h->pages * PAGE, PROT_READ | PROT_WRITE,
