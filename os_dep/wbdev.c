@@ -422,6 +422,16 @@ int wbdev_protect(wbdev_t *w, void *addr, size_t len)
 	return range_op(w, addr, len, backend_protect);
 }
 
+static int backend_unprotect(wbdev_t *w, void *addr, size_t len)
+{
+	return w->ops->unprotect ? w->ops->unprotect(w, addr, len) : -ENOTSUP;
+}
+
+int wbdev_unprotect(wbdev_t *w, void *addr, size_t len)
+{
+	return range_op(w, addr, len, backend_unprotect);
+}
+
 int wbdev_protect_pages(wbdev_t *w, void *const *addrs, size_t n)
 {
 	size_t i;

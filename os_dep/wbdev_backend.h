@@ -45,7 +45,8 @@ struct wbdev {
 /*
  * Ops run with w->lock held, after the core has validated what is common:
  * map gets len > 0, page aligned; unmap, discard and protect get page
- * aligned ranges lying entirely in tracked memory; protect_pages gets
+ * aligned ranges lying entirely in tracked memory (so does unprotect);
+ * protect_pages gets
  * n > 0 addresses, each inside tracked memory; collect gets a normalised
  * copy of the caller's struct: start/len always name the range (never
  * NULL/0), cursor lies in [start, start + len], count is 0, max > 0.  It
@@ -67,6 +68,8 @@ struct wbdev_backend_ops {
 	int (*discard)(wbdev_t *w, void *addr, size_t len);
 	int (*protect)(wbdev_t *w, void *addr, size_t len);
 	int (*protect_pages)(wbdev_t *w, void *const *addrs, size_t n);
+	/* NULL: the backend cannot unprotect (-ENOTSUP). */
+	int (*unprotect)(wbdev_t *w, void *addr, size_t len);
 	int (*collect)(wbdev_t *w, struct wbdev_collect *c);
 	int (*fork_prepare)(wbdev_t *w);
 	int (*fork_parent)(wbdev_t *w);

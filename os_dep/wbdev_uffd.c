@@ -261,7 +261,7 @@ static unsigned int uffd_caps(const wbdev_t *w)
 {
 	(void)w;
 	return WBDEV_CAP_KERNEL_WRITES | WBDEV_CAP_COLLECT_REPROTECT |
-	       WBDEV_CAP_FORK_TRACKING;
+	       WBDEV_CAP_FORK_TRACKING | WBDEV_CAP_UNPROTECT;
 }
 
 static int uffd_map(wbdev_t *w, void *hint, size_t len, void **addr)
@@ -345,18 +345,35 @@ static int uffd_discard(wbdev_t *w, void *addr, size_t len)
 	return madvise(addr, len, MADV_DONTNEED) ? -errno : 0;
 }
 
-static int wp_range(wbdev_t *w, uintptr_t start, uintptr_t end)
+/* Set (mode UFFDIO_WRITEPROTECT_MODE_WP) or clear (0) write-protection. */
+static int wp_set(wbdev_t *w, uintptr_t start, uintptr_t end, __u64 mode)
 {
 	struct uffdio_writeprotect wp;
 
 	memset(&wp, 0, sizeof(wp));
 	wp.range.start = start;
 	wp.range.len = end - start;
-	wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
-	w->stats.protect_calls++;
+	wp.mode = mode;
 	if (ioctl(st(w)->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
 		return -errno;
 	return 0;
+}
+
+static int wp_range(wbdev_t *w, uintptr_t start, uintptr_t end)
+{
+	w->stats.protect_calls++;
+	return wp_set(w, start, end, UFFDIO_WRITEPROTECT_MODE_WP);
+}
+
+/*
+ * A page without write-protection (and an empty entry without a marker)
+ * reads as written to PAGEMAP_SCAN: clearing the protection is all it
+ * takes for the whole range to be reported by the next collection.
+ */
+static int uffd_unprotect(wbdev_t *w, void *addr, size_t len)
+{
+	w->stats.unprotect_calls++;
+	return wp_set(w, (uintptr_t)addr, (uintptr_t)addr + len, 0);
 }
 
 static int uffd_protect(wbdev_t *w, void *addr, size_t len)
@@ -478,6 +495,7 @@ const struct wbdev_backend_ops wbdev_uffd_ops = {
 	.discard = uffd_discard,
 	.protect = uffd_protect,
 	.protect_pages = uffd_protect_pages,
+	.unprotect = uffd_unprotect,
 	.collect = uffd_collect,
 	.fork_child = uffd_fork_child,
 };

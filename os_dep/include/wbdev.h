@@ -67,6 +67,9 @@ enum wbdev_backend_id {
 #define WBDEV_CAP_FORK_TRACKING	0x4u	/* a fork child keeps its memory and
 					   keeps tracking after
 					   wbdev_fork_child() */
+#define WBDEV_CAP_UNPROTECT	0x8u	/* wbdev_unprotect() makes pages
+					   writable in one call (no
+					   fault per page afterwards) */
 
 typedef void (*wbdev_log_fn)(void *arg, const char *msg);
 
@@ -141,6 +144,20 @@ int wbdev_protect(wbdev_t *w, void *addr, size_t len);
  */
 int wbdev_protect_pages(wbdev_t *w, void *const *addrs, size_t n);
 
+/*
+ * Stop protecting a page-aligned range of tracked memory ahead of writes
+ * the caller knows are coming (a GC about to sweep and reuse blocks), so
+ * that they cost no fault: the whole range counts as written now and the
+ * next collection reports every page of it, so nothing can be missed;
+ * protect it again (or collect with WBDEV_COLLECT_REPROTECT) to resume
+ * tracking.  uffd clears the write-protection of the range in one
+ * system call; kmod has the kernel take the write faults in one call
+ * (non-resident pages get allocated, as by a write).  -ENOTSUP if the
+ * backend cannot (an older module): nothing is changed then, and the
+ * range simply stays protected.
+ */
+int wbdev_unprotect(wbdev_t *w, void *addr, size_t len);
+
 /* Flags for struct wbdev_collect. */
 #define WBDEV_COLLECT_REPROTECT 0x1u	/* protect the returned pages again */
 
@@ -201,6 +218,7 @@ struct wbdev_stats {
 	uint64_t protect_calls;		/* system calls made to protect */
 	uint64_t collect_calls;		/* system calls made to collect */
 	uint64_t pages_reported;
+	uint64_t unprotect_calls;	/* system calls made to unprotect */
 };
 int wbdev_get_stats(const wbdev_t *w, struct wbdev_stats *st);
 

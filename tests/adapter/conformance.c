@@ -219,6 +219,7 @@ static void t_bad_inputs(void)
 		CHECK_RC(wbdev_unmap(b, heap, ps), -EBADF);
 		CHECK_RC(wbdev_discard(b, heap, ps), -EBADF);
 		CHECK_RC(wbdev_protect(b, heap, ps), -EBADF);
+		CHECK_RC(wbdev_unprotect(b, heap, ps), -EBADF);
 		CHECK_RC(wbdev_protect_pages(b, (void *const *)&heap, 1), -EBADF);
 		CHECK_RC(wbdev_collect(b, &c), -EBADF);
 		CHECK_RC(wbdev_fork_prepare(b), -EBADF);
@@ -242,9 +243,9 @@ static void t_bad_inputs(void)
 	CHECK_RC(wbdev_protect(w, p, np * ps), 0);
 
 	/* Ranges: unaligned, empty, out of range, foreign, wrapping. */
-	int (*rangeop[3])(wbdev_t *, void *, size_t) = {
-		wbdev_unmap, wbdev_discard, wbdev_protect };
-	for (int i = 0; i < 3; i++) {
+	int (*rangeop[4])(wbdev_t *, void *, size_t) = {
+		wbdev_unmap, wbdev_discard, wbdev_protect, wbdev_unprotect };
+	for (int i = 0; i < 4; i++) {
 		int (*op)(wbdev_t *, void *, size_t) = rangeop[i];
 
 		CHECK_RC(op(w, NULL, ps), -EINVAL);
@@ -616,6 +617,86 @@ static void t_protect_pages(void)
 	n = collect_all(w, NULL, 0, WBDEV_COLLECT_REPROTECT, 32, p, 32, seen,
 			&bad);
 	CHECK(n == 1 && seen[9] && !bad, "after collection: %ld pages", n);
+	CHECK_RC(wbdev_close(w), 0);
+}
+
+static long minor_faults(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+/*
+ * wbdev_unprotect: the range is reported whole by the next collection,
+ * written or not; writes to its resident pages take no fault; tracking
+ * resumes once it is protected again.  A backend without
+ * WBDEV_CAP_UNPROTECT refuses with -ENOTSUP and changes nothing.
+ */
+static void t_unprotect(void)
+{
+	unsigned char seen[32];
+	wbdev_t *w = open_or_fail();
+	char *p;
+	int bad, i;
+	long n, faults;
+
+	CHECK(w, "open");
+	CHECK_RC(wbdev_map(w, NULL, 32 * ps, (void **)&p), 0);
+	memset(p, 1, 16 * ps);		/* pages 0-15 resident, 16-31 not */
+	CHECK_RC(wbdev_protect(w, p, 32 * ps), 0);
+	memset(seen, 0, sizeof(seen));
+	collect_all(w, NULL, 0, WBDEV_COLLECT_REPROTECT, 32, p, 32, seen, &bad);
+	if (!(wbdev_caps(w) & WBDEV_CAP_UNPROTECT)) {
+		CHECK_RC(wbdev_unprotect(w, p + 8 * ps, 12 * ps), -ENOTSUP);
+		p[3 * ps] = 2;
+		memset(seen, 0, sizeof(seen));
+		n = collect_all(w, NULL, 0, WBDEV_COLLECT_REPROTECT, 32, p, 32,
+				seen, &bad);
+		CHECK(n == 1 && seen[3] && !bad, "refused unprotect changed "
+		      "state: %ld pages", n);
+		note("backend %s: no unprotect (checked -ENOTSUP)",
+		     wbdev_backend_name(w));
+		CHECK_RC(wbdev_close(w), 0);
+		return;
+	}
+	/* Pages 8-19: resident and not; nothing written yet. */
+	CHECK_RC(wbdev_unprotect(w, p + 8 * ps, 12 * ps), 0);
+	faults = minor_faults();
+	for (i = 8; i < 16; i++)
+		p[i * ps + 7] = 3;
+	faults = minor_faults() - faults;
+	p[2 * ps] = 4;			/* outside: still tracked */
+	memset(seen, 0, sizeof(seen));
+	n = collect_all(w, NULL, 0, WBDEV_COLLECT_REPROTECT, 32, p, 32, seen,
+			&bad);
+	CHECK(!bad, "bad collection (%d)", bad);
+	for (i = 8; i < 20; i++)
+		CHECK(seen[i], "unprotected page %d not reported", i);
+	CHECK(seen[2] && n == 13, "%ld pages reported, want 13", n);
+	/* 8 first writes to protected pages would take 8 faults. */
+	CHECK(faults <= 2, "%ld minor faults writing 8 unprotected pages",
+	      faults);
+	for (i = 8; i < 16; i++)
+		CHECK(p[i * ps + 7] == 3 && p[i * ps] == 1, "contents");
+	CHECK(p[17 * ps] == 0, "non-resident page not zero");
+	/* Protected again by that collection: only new writes count. */
+	p[9 * ps] = 5;
+	memset(seen, 0, sizeof(seen));
+	n = collect_all(w, NULL, 0, WBDEV_COLLECT_REPROTECT, 32, p, 32, seen,
+			&bad);
+	CHECK(n == 1 && seen[9] && !bad, "after reprotect: %ld pages", n);
+	/* And by wbdev_protect. */
+	CHECK_RC(wbdev_unprotect(w, p, 32 * ps), 0);
+	CHECK_RC(wbdev_protect(w, p, 32 * ps), 0);
+	p[30 * ps] = 6;
+	memset(seen, 0, sizeof(seen));
+	n = collect_all(w, NULL, 0, WBDEV_COLLECT_REPROTECT, 32, p, 32, seen,
+			&bad);
+	CHECK(seen[30] && !bad, "write after protect missing (%ld pages)", n);
+	note("%s: 8 writes after unprotect took %ld minor faults",
+	     wbdev_backend_name(w), faults);
 	CHECK_RC(wbdev_close(w), 0);
 }
 
@@ -1275,6 +1356,7 @@ static const struct test tests[] = {
 	{ "ranges_and_unmap", t_ranges_and_unmap },
 	{ "discard", t_discard },
 	{ "protect_pages", t_protect_pages },
+	{ "unprotect", t_unprotect },
 	{ "kernel_writes", t_kernel_writes },
 	{ "uffd_device_fallback", t_uffd_device_fallback },
 	{ "fork", t_fork },
