@@ -167,7 +167,8 @@ static void t_open_close(void)
 	       !strcmp(wbdev_backend_name(w), "uffd")), "id/name mismatch");
 	caps = wbdev_caps(w);
 	CHECK(!(caps & ~(WBDEV_CAP_KERNEL_WRITES | WBDEV_CAP_COLLECT_REPROTECT |
-			 WBDEV_CAP_FORK_TRACKING)), "unknown caps 0x%x", caps);
+			 WBDEV_CAP_FORK_TRACKING | WBDEV_CAP_UNPROTECT)),
+	      "unknown caps 0x%x", caps);
 	CHECK_RC(wbdev_close(w), 0);
 	/* Double close is caught while the freed handle is not reused. */
 	CHECK_RC(wbdev_close(w), -EBADF);
