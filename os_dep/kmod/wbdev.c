@@ -14,6 +14,8 @@
  * is set only with the page's folio locked (page_mkwrite), and cleared for
  * re-protection only after folio_mkclean() under the same folio lock, so a
  * write can never slip between "reported" and "protected again".
+ * WBDEV_IOC_UNPROTECT takes write faults holding only the mmap lock for
+ * reading, as a fault of the process would.
  */
 #include <linux/module.h>
 #include <linux/miscdevice.h>
@@ -116,7 +118,10 @@ static void wbdev_clone_put(struct wbdev_clone *clone)
 	kref_put(&clone->ref, wbdev_clone_free);
 }
 
-/* Record a write to page pgoff of area; called with its folio locked. */
+/*
+ * Record a write to page pgoff of area; called with its folio locked (if
+ * it is resident).
+ */
 static void wbdev_mark(struct wbdev_area *area, pgoff_t pgoff)
 {
 	struct wbdev_ctx *ctx = area->ctx;
@@ -845,10 +850,11 @@ static __poll_t wbdev_poll(struct file *file, poll_table *wait)
 
 /*
  * Check that [start, start + len) is page aligned and all mapped by this
- * context; called with the mmap lock held.
+ * context, with every flag of need (-EACCES if not); called with the mmap
+ * lock held.
  */
 static int wbdev_check_range(struct wbdev_ctx *ctx, struct mm_struct *mm,
-			     u64 start, u64 len)
+			     u64 start, u64 len, unsigned long need)
 {
 	unsigned long addr = start;
 
@@ -860,9 +866,32 @@ static int wbdev_check_range(struct wbdev_ctx *ctx, struct mm_struct *mm,
 
 		if (!wbdev_vma_area(ctx, vma, addr))
 			return -EFAULT;
+		if ((vma->vm_flags & need) != need)
+			return -EACCES;
 		addr = vma->vm_end;
 	}
 	return 0;
+}
+
+/*
+ * Copy the struct wbdev_range argument of an ioctl, take the mmap lock
+ * for reading and check the range (wbdev_check_range).  Returns 0 with
+ * the lock held, or an error without it.
+ */
+static int wbdev_lock_range(struct wbdev_ctx *ctx, void __user *uarg,
+			    struct wbdev_range *r, unsigned long need)
+{
+	struct mm_struct *mm = current->mm;
+	int ret;
+
+	if (copy_from_user(r, uarg, sizeof(*r)))
+		return -EFAULT;
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	ret = wbdev_check_range(ctx, mm, r->start, r->len, need);
+	if (ret)
+		mmap_read_unlock(mm);
+	return ret;
 }
 
 static long wbdev_ioc_protect(struct wbdev_ctx *ctx, void __user *uarg)
@@ -872,12 +901,10 @@ static long wbdev_ioc_protect(struct wbdev_ctx *ctx, void __user *uarg)
 	unsigned long addr;
 	int ret;
 
-	if (copy_from_user(&r, uarg, sizeof(r)))
-		return -EFAULT;
-	if (mmap_read_lock_killable(mm))
-		return -EINTR;
-	ret = wbdev_check_range(ctx, mm, r.start, r.len);
-	for (addr = r.start; !ret && addr < r.start + r.len;) {
+	ret = wbdev_lock_range(ctx, uarg, &r, 0);
+	if (ret)
+		return ret;
+	for (addr = r.start; addr < r.start + r.len;) {
 		struct vm_area_struct *vma = find_vma(mm, addr);
 		unsigned long end = min_t(unsigned long, vma->vm_end,
 					  r.start + r.len);
@@ -888,7 +915,7 @@ static long wbdev_ioc_protect(struct wbdev_ctx *ctx, void __user *uarg)
 		addr = end;
 	}
 	mmap_read_unlock(mm);
-	return ret;
+	return 0;
 }
 
 static long wbdev_ioc_discard(struct wbdev_ctx *ctx, void __user *uarg)
@@ -898,11 +925,9 @@ static long wbdev_ioc_discard(struct wbdev_ctx *ctx, void __user *uarg)
 	unsigned long addr;
 	int ret;
 
-	if (copy_from_user(&r, uarg, sizeof(r)))
-		return -EFAULT;
-	if (mmap_read_lock_killable(mm))
-		return -EINTR;
-	ret = wbdev_check_range(ctx, mm, r.start, r.len);
+	ret = wbdev_lock_range(ctx, uarg, &r, 0);
+	if (ret)
+		return ret;
 	mmap_read_unlock(mm);
 	/* fallocate takes the inode lock: not under the mmap lock */
 	for (addr = r.start; !ret && addr < r.start + r.len;) {
@@ -929,6 +954,104 @@ static long wbdev_ioc_discard(struct wbdev_ctx *ctx, void __user *uarg)
 		fput(shm);
 		addr = end;
 	}
+	return ret;
+}
+
+/*
+ * Log page pgoff of area as written.  The write fault taken by
+ * wbdev_unprotect_chunk logs a protected page through page_mkwrite, but a
+ * page whose PTE was writable already (collected without re-protection
+ * since its last write) takes no page_mkwrite: log it here, under its
+ * folio lock like page_mkwrite.  A page discarded meanwhile is logged all
+ * the same (it reads as zero; conservative).
+ */
+static void wbdev_mark_unprotected(struct wbdev_area *area, pgoff_t pgoff)
+{
+	struct folio *folio;
+
+	if (pgoff >= area->npages || test_bit(pgoff, area->dirty))
+		return;
+	folio = wbdev_lock_folio(area->shm->f_mapping, pgoff);
+	wbdev_mark(area, pgoff);
+	if (folio) {
+		folio_unlock(folio);
+		folio_put(folio);
+	}
+}
+
+/*
+ * Make up to WBDEV_CHUNK pages from *addr on (below end) writable and
+ * logged, advancing *addr past the pages done; called with the mmap lock
+ * held for reading, the range checked.  Each page takes a write fault on
+ * the process's behalf, as if it wrote there: page_mkwrite logs a
+ * protected page, a non-resident one is allocated first.  fixup_user_fault
+ * may drop and retake the mmap lock (unlocked): the VMA is then looked up
+ * again and must still be this context's, else EFAULT.  (Its own retry
+ * faults the same address in whatever is mapped there by then, exactly as
+ * the process's write would.)  A fatal signal gives EINTR.
+ */
+static int wbdev_unprotect_chunk(struct wbdev_ctx *ctx, struct mm_struct *mm,
+				 unsigned long *addr, unsigned long end)
+{
+	unsigned long stop = min(end, *addr + WBDEV_CHUNK * PAGE_SIZE);
+	struct vm_area_struct *vma = NULL;
+	struct wbdev_area *area = NULL;
+	int ret;
+
+	for (; *addr < stop; *addr += PAGE_SIZE) {
+		bool unlocked = false;
+
+		if (!area || *addr >= vma->vm_end) {
+			vma = find_vma(mm, *addr);
+			area = wbdev_vma_area(ctx, vma, *addr);
+			if (!area)
+				return -EFAULT;
+			if (!(vma->vm_flags & VM_WRITE))
+				return -EACCES;
+		}
+		ret = fixup_user_fault(mm, *addr, FAULT_FLAG_WRITE, &unlocked);
+		if (ret)
+			return ret;
+		if (unlocked) {
+			/* the lock was dropped: vma may be gone */
+			vma = find_vma(mm, *addr);
+			area = wbdev_vma_area(ctx, vma, *addr);
+			if (!area)
+				return -EFAULT;
+		}
+		wbdev_mark_unprotected(area, wbdev_vma_pgoff(vma, *addr));
+	}
+	return 0;
+}
+
+/*
+ * Make a range writable ahead of writes the caller knows are coming, all
+ * of it logged as written.  The range is checked first (nothing changes
+ * on EINVAL, EFAULT or EACCES); an error or fatal signal later leaves the
+ * pages done writable and logged, which loses no write.  User memory is
+ * only read before the mmap lock is taken.
+ */
+static long wbdev_ioc_unprotect(struct wbdev_ctx *ctx, void __user *uarg)
+{
+	struct mm_struct *mm = current->mm;
+	struct wbdev_range r;
+	unsigned long addr;
+	int ret;
+
+	ret = wbdev_lock_range(ctx, uarg, &r, VM_WRITE);
+	if (ret)
+		return ret;
+	for (addr = r.start;;) {
+		ret = wbdev_unprotect_chunk(ctx, mm, &addr, r.start + r.len);
+		if (ret || addr >= r.start + r.len)
+			break;
+		mmap_read_unlock(mm);
+		cond_resched();
+		if (fatal_signal_pending(current) ||
+		    mmap_read_lock_killable(mm))
+			return -EINTR;
+	}
+	mmap_read_unlock(mm);
 	return ret;
 }
 
@@ -1131,6 +1254,8 @@ static long wbdev_ioctl(struct file *file, unsigned int cmd,
 		return 0;
 	case WBDEV_IOC_FORK_CLAIM:
 		return wbdev_ioc_fork_claim(ctx, uarg);
+	case WBDEV_IOC_UNPROTECT:
+		return wbdev_ioc_unprotect(ctx, uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -1161,4 +1286,4 @@ module_misc_device(wbdev_misc);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("Write-barrier device for garbage collectors");
 MODULE_AUTHOR("wbdev developers");
-MODULE_VERSION("1");
+MODULE_VERSION("2");

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "kmod-util.h"
@@ -486,6 +487,441 @@ static void t_fork_stub(void)
 	close(fd);
 }
 
+static long minflt(void)
+{
+	struct rusage ru;
+
+	CHECK(getrusage(RUSAGE_SELF, &ru) == 0, "getrusage");
+	return ru.ru_minflt;
+}
+
+/* Pages [lo, hi) of a mapping as a bit mask (64 pages at most). */
+static uint64_t pages_mask(int lo, int hi)
+{
+	return (hi >= 64 ? ~0ULL : (1ULL << hi) - 1) & ~((1ULL << lo) - 1);
+}
+
+/* The log entries of the pages of base as a mask; ascending, aligned. */
+static uint64_t log_mask(const uint64_t *log, size_t n, const char *base)
+{
+	uint64_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t pg = (log[i] - (uintptr_t)base) / PAGE;
+
+		CHECK(log[i] % PAGE == 0 && log[i] >= (uintptr_t)base &&
+		      pg < 64, "entry %#llx", (unsigned long long)log[i]);
+		CHECK(!i || log[i] > log[i - 1], "not ascending");
+		m |= 1ULL << pg;
+	}
+	return m;
+}
+
+/* The whole log, read(2), as a mask of the pages of base. */
+static uint64_t read_mask(int fd, const char *base)
+{
+	return log_mask(logbuf, dev_read_all(fd, logbuf, 64), base);
+}
+
+/*
+ * WBDEV_IOC_UNPROTECT: the whole range is logged (written or not, resident
+ * or not, protected or already writable), writes to it take no fault, the
+ * contents are kept, and tracking resumes once it is protected again.
+ */
+static void t_unprotect(void)
+{
+	int fd = dev_open();
+	char *a = dev_map(fd, 32 * PAGE);
+	unsigned char vec[32];
+	struct wbdev_info info;
+	uint64_t m;
+	long f;
+
+	for (int i = 0; i < 16; i++)
+		a[i * PAGE] = (char)(i + 1);	/* 0-15 resident, 16-31 not */
+	dev_protect_range(fd, a, 32 * PAGE);
+	CHECK(read_mask(fd, a) == pages_mask(0, 16), "first writes");
+	a[4 * PAGE + 1] = 1;
+	/* page 4 is now writable and, once read, not in the log */
+	CHECK(read_mask(fd, a) == 1ULL << 4, "page 4");
+	CHECK(dev_unprotect(fd, a + 2 * PAGE, 18 * PAGE) == 0, "unprotect");
+	CHECK(mincore(a, 32 * PAGE, vec) == 0, "mincore");
+	for (int i = 0; i < 32; i++)
+		CHECK((vec[i] & 1) == (i < 20), "page %d resident: %d", i,
+		      vec[i]);
+	CHECK(ioctl(fd, WBDEV_IOC_INFO, &info) == 0 &&
+	      info.dirty_pages == 18, "dirty_pages %llu",
+	      (unsigned long long)info.dirty_pages);
+	/* Writes to it take no fault, also on pages never touched before. */
+	f = minflt();
+	for (int i = 2; i < 18; i++)
+		a[i * PAGE + 7] = 'w';
+	f = minflt() - f;
+	CHECK(f == 0, "%ld minor faults writing 16 unprotected pages", f);
+	/* read(2) reports all of it, pages 18-19 unwritten */
+	m = read_mask(fd, a);
+	CHECK(m == pages_mask(2, 20), "reported %#llx", (unsigned long long)m);
+	for (int i = 0; i < 32; i++)
+		CHECK(a[i * PAGE] == (i < 16 ? i + 1 : 0) &&
+		      a[i * PAGE + 7] == (i >= 2 && i < 18 ? 'w' : 0),
+		      "contents of page %d", i);
+	CHECK(a[4 * PAGE + 1] == 1, "contents of page 4");
+	/* read(2) leaves the pages writable: nothing new until protected */
+	a[3 * PAGE] = 9;
+	CHECK(read(fd, logbuf, 8) == 0, "unprotected write logged");
+
+	/* COLLECT reports it; COLLECT_REPROTECT resumes tracking. */
+	CHECK(dev_unprotect(fd, a, 32 * PAGE) == 0, "unprotect all");
+	m = log_mask(logbuf, dev_collect(fd, logbuf, 64,
+					 WBDEV_IOC_COLLECT_REPROTECT), a);
+	CHECK(m == pages_mask(0, 32), "collected %#llx",
+	      (unsigned long long)m);
+	f = minflt();
+	a[5 * PAGE] = 10;
+	a[25 * PAGE] = 11;
+	f = minflt() - f;
+	CHECK(f >= 2, "protected pages written with %ld faults", f);
+	CHECK(read_mask(fd, a) == (1ULL << 5 | 1ULL << 25), "after reprotect");
+	printf("unprotect: 16 writes after unprotect: 0 faults; 2 after "
+	       "re-protection: %ld\n", f);
+
+	/* WBDEV_IOC_PROTECT keeps the entries and resumes tracking. */
+	CHECK(dev_unprotect(fd, a + 8 * PAGE, 8 * PAGE) == 0, "unprotect");
+	dev_protect_range(fd, a, 32 * PAGE);
+	CHECK(read_mask(fd, a) == pages_mask(8, 16), "after protect");
+	a[9 * PAGE] = 12;
+	a[30 * PAGE] = 13;
+	CHECK(read_mask(fd, a) == (1ULL << 9 | 1ULL << 30), "tracking");
+	/* so does write(2) */
+	uint64_t p1 = (uintptr_t)a + PAGE + 99;
+
+	CHECK(dev_unprotect(fd, a, 4 * PAGE) == 0, "unprotect");
+	CHECK(write(fd, &p1, 8) == 8, "protect page 1");
+	CHECK(read_mask(fd, a) == pages_mask(0, 4), "after write(2)");
+	a[PAGE] = 14;
+	a[2 * PAGE] = 15;		/* still writable, already read */
+	CHECK(read_mask(fd, a) == 1ULL << 1, "after write(2) protect");
+
+	/* Discarded after unprotect: zero, still logged, tracked. */
+	CHECK(dev_unprotect(fd, a + 20 * PAGE, 2 * PAGE) == 0, "unprotect");
+	struct wbdev_range r = { (uintptr_t)a + 20 * PAGE, 2 * PAGE };
+
+	CHECK(ioctl(fd, WBDEV_IOC_DISCARD, &r) == 0, "discard");
+	CHECK(read_mask(fd, a) == pages_mask(20, 22), "after discard");
+	CHECK(a[20 * PAGE + 7] == 0, "discarded page not zero");
+	a[21 * PAGE] = 16;
+	CHECK(read_mask(fd, a) == 1ULL << 21, "write after discard");
+	/* pages not in the range were never touched by it */
+	CHECK(a[0] == 1 && a[3 * PAGE] == 9 && a[5 * PAGE] == 10 &&
+	      a[25 * PAGE] == 11 && a[31 * PAGE] == 0, "contents");
+	munmap(a, 32 * PAGE);
+	close(fd);
+}
+
+/* Every refusal changes nothing; errnos as wbdev(4) documents. */
+static void t_unprotect_bad(void)
+{
+	int fd = dev_open(), fd2 = dev_open();
+	/* a mapping between two pages that are not the context's */
+	char *g = mmap(NULL, 10 * PAGE, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *a = mmap(g + PAGE, 8 * PAGE, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_FIXED, fd, 0);
+	char *hole = dev_map(fd, 8 * PAGE), *other = dev_map(fd2, 4 * PAGE);
+	char *heap = malloc(16 * PAGE);
+	char *heap_page = (char *)(((uintptr_t)heap + PAGE - 1) & -PAGE);
+	const struct {
+		uint64_t start, len;
+		int err;
+	} bad[] = {
+		{ (uintptr_t)a + 1, PAGE, EINVAL },		/* unaligned */
+		{ (uintptr_t)a, PAGE - 1, EINVAL },
+		{ (uintptr_t)a, PAGE + 1, EINVAL },
+		{ (uintptr_t)a, 0, EINVAL },			/* empty */
+		{ (uintptr_t)a + PAGE, -PAGE, EINVAL },	/* wraps */
+		{ (uintptr_t)a + PAGE, -2 * PAGE, EINVAL },
+		{ 0xffffffff81000000ULL, PAGE, EINVAL },	/* kernel */
+		{ (uintptr_t)a + 6 * PAGE, 4 * PAGE, EFAULT },	/* past end */
+		{ (uintptr_t)a - PAGE, 2 * PAGE, EFAULT },	/* before */
+		{ (uintptr_t)a - PAGE, 10 * PAGE, EFAULT },	/* around */
+		{ (uintptr_t)other, PAGE, EFAULT },		/* foreign */
+		{ (uintptr_t)heap_page, PAGE, EFAULT },	/* malloc */
+		{ 0, PAGE, EFAULT },				/* NULL */
+		{ (uintptr_t)hole, 8 * PAGE, EFAULT },	/* a hole */
+		{ (uintptr_t)hole + 4 * PAGE, 4 * PAGE, 0 },	/* fine */
+	};
+
+	CHECK(g != MAP_FAILED && a == g + PAGE, "guarded mapping");
+	CHECK(munmap(hole + 3 * PAGE, PAGE) == 0, "punch a hole");
+	dev_protect_range(fd, a, 8 * PAGE);
+	dev_protect_range(fd, hole, 3 * PAGE);
+	dev_protect_range(fd, hole + 4 * PAGE, 4 * PAGE);
+	dev_protect_range(fd2, other, 4 * PAGE);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct wbdev_range r = { bad[i].start, bad[i].len };
+
+		errno = 0;
+		CHECK((ioctl(fd, WBDEV_IOC_UNPROTECT, &r) ? errno : 0) ==
+		      bad[i].err, "case %zu: want %d", i, bad[i].err);
+		/* nothing changed: nothing logged */
+		CHECK(read(fd, logbuf, sizeof(logbuf)) ==
+		      (bad[i].err ? 0 : 4 * 8), "case %zu logged", i);
+	}
+	CHECK(read(fd2, logbuf, 8) == 0, "other context logged");
+	CHECK_ERRNO(ioctl(fd, WBDEV_IOC_UNPROTECT, bad_ptr), EFAULT);
+	CHECK_ERRNO(ioctl(fd, WBDEV_IOC_UNPROTECT, NULL), EFAULT);
+	/* Mapped without write permission: EACCES, nothing changed. */
+	CHECK(mprotect(a + 5 * PAGE, PAGE, PROT_READ) == 0, "mprotect");
+	CHECK(dev_unprotect(fd, a, 8 * PAGE) == -EACCES, "read-only");
+	CHECK(mprotect(a + 5 * PAGE, PAGE, PROT_NONE) == 0, "mprotect");
+	CHECK(dev_unprotect(fd, a + 5 * PAGE, PAGE) == -EACCES, "PROT_NONE");
+	CHECK(mprotect(a + 5 * PAGE, PAGE, PROT_READ | PROT_WRITE) == 0,
+	      "mprotect");
+	CHECK(read(fd, logbuf, 8) == 0, "refused unprotect logged");
+	/* still protected: each write is recorded */
+	a[0] = 1;
+	a[5 * PAGE] = 1;
+	hole[PAGE] = 1;
+	CHECK(dev_read_all(fd, logbuf, 64) == 3, "protection lost");
+	/* two adjacent mappings of the context are one range */
+	char *lo = mmap(g, PAGE, PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_FIXED, fd, 0);
+
+	CHECK(lo == g, "adjacent mapping");
+	CHECK(dev_unprotect(fd, lo, 9 * PAGE) == 0, "across two mappings");
+	CHECK(dev_read_all(fd, logbuf, 64) == 9, "across two mappings");
+
+	/* A fork child: the inherited fd is the parent's (EPERM); the
+	 * stubs are no context's memory (EFAULT); a claimed copy is its
+	 * new context's. */
+	char *f = dev_map(fd, 4 * PAGE);
+
+	f[0] = 7;
+	for (int copy = 0; copy < 2; copy++) {
+		if (copy)
+			CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE,
+				    WBDEV_FORK_COPY) == 0, "arm");
+		pid_t pid = fork();
+
+		if (!pid) {
+			int nfd = dev_open();
+			struct wbdev_range cr[16];
+			struct wbdev_fork_claim c = { .fd = fd,
+				.ranges = (uintptr_t)cr, .max = 16 };
+
+			if (dev_unprotect(fd, f, 4 * PAGE) != -EPERM)
+				_exit(1);
+			if (dev_unprotect(nfd, f, 4 * PAGE) != -EFAULT)
+				_exit(2);
+			if (!copy)
+				_exit(0);
+			if (ioctl(nfd, WBDEV_IOC_FORK_CLAIM, &c) || !c.count)
+				_exit(3);
+			/* claimed, not mapped yet: still a stub */
+			if (dev_unprotect(nfd, f, 4 * PAGE) != -EFAULT)
+				_exit(4);
+			for (uint64_t i = 0; i < c.count; i++)
+				if (mmap((void *)(uintptr_t)cr[i].start,
+					 cr[i].len, PROT_READ | PROT_WRITE,
+					 MAP_SHARED | MAP_FIXED, nfd, 0) ==
+				    MAP_FAILED)
+					_exit(5);
+			dev_read_all(nfd, logbuf, 64);	/* the copied pages */
+			if (dev_unprotect(nfd, f, 4 * PAGE) ||
+			    read(nfd, logbuf, sizeof(logbuf)) != 4 * 8 ||
+			    f[0] != 7)
+				_exit(6);
+			_exit(0);
+		}
+		int st;
+
+		CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+		      WEXITSTATUS(st) == 0, "child (copy %d) status %#x",
+		      copy, st);
+		CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_STUB) == 0,
+		      "disarm");
+	}
+	munmap(f, 4 * PAGE);
+	munmap(g, 10 * PAGE);
+	munmap(hole, 8 * PAGE);
+	munmap(other, 4 * PAGE);
+	free(heap);
+	close(fd);
+	close(fd2);
+}
+
+struct ur_arg {
+	int fd, stop;
+	char *a;
+	size_t pages;
+	long ok, efault, remaps;
+};
+
+static int ur_stopped(struct ur_arg *u)
+{
+	return __atomic_load_n(&u->stop, __ATOMIC_ACQUIRE);
+}
+
+static void *ur_unprotect(void *p)
+{
+	struct ur_arg *u = p;
+
+	while (!ur_stopped(u)) {
+		int r = dev_unprotect(u->fd, u->a, u->pages * PAGE);
+
+		/* EFAULT while the tail is unmapped */
+		CHECK(r == 0 || r == -EFAULT, "unprotect: %d", r);
+		if (r)
+			u->efault++;
+		else
+			u->ok++;
+	}
+	return NULL;
+}
+
+/* Punching holes makes concurrent faults wait without the mmap lock. */
+static void *ur_discard(void *p)
+{
+	struct ur_arg *u = p;
+	unsigned int seed = 1;
+
+	while (!ur_stopped(u)) {
+		size_t first = rand_r(&seed) % u->pages;
+		struct wbdev_range r = {
+			(uintptr_t)u->a + first * PAGE,
+			(1 + rand_r(&seed) % (u->pages - first)) * PAGE
+		};
+
+		CHECK(ioctl(u->fd, WBDEV_IOC_DISCARD, &r) == 0 ||
+		      errno == EFAULT, "discard");
+	}
+	return NULL;
+}
+
+static void *ur_remap(void *p)
+{
+	struct ur_arg *u = p;
+	char *tail = u->a + (u->pages - 4) * PAGE;
+
+	while (!ur_stopped(u)) {
+		CHECK(munmap(tail, 4 * PAGE) == 0, "munmap tail");
+		CHECK(mmap(tail, 4 * PAGE, PROT_READ | PROT_WRITE,
+			   MAP_SHARED | MAP_FIXED_NOREPLACE, u->fd, 0) == tail,
+		      "remap tail");
+		u->remaps++;
+		usleep(1000);	/* mostly mapped: let unprotects finish */
+	}
+	return NULL;
+}
+
+static void *ur_write(void *p)
+{
+	struct ur_arg *u = p;
+	unsigned int seed = 2;
+
+	while (!ur_stopped(u))
+		u->a[(rand_r(&seed) % (u->pages - 4)) * PAGE] = 1;
+	return NULL;
+}
+
+static void *ur_collect(void *p)
+{
+	struct ur_arg *u = p;
+	uint64_t buf[64];
+
+	while (!ur_stopped(u)) {
+		struct wbdev_collect_arg c = {
+			.start = (uintptr_t)u->a, .len = u->pages * PAGE,
+			.buf = (uintptr_t)buf, .max = 64,
+			.flags = WBDEV_IOC_COLLECT_REPROTECT,
+		};
+
+		CHECK(ioctl(u->fd, WBDEV_IOC_COLLECT, &c) == 0, "collect");
+	}
+	return NULL;
+}
+
+/*
+ * UNPROTECT racing with writes, collections, discards (faults then retry
+ * with the mmap lock dropped) and munmap/mmap of part of its range; then
+ * tracking must be intact.
+ */
+static void t_unprotect_race(void)
+{
+	void *(*fn[])(void *) = { ur_unprotect, ur_unprotect, ur_discard,
+				  ur_remap, ur_write, ur_collect };
+	enum { NT = sizeof(fn) / sizeof(fn[0]) };
+	struct ur_arg u = { .fd = dev_open(), .pages = 256 };
+	pthread_t t[NT];
+	size_t n;
+
+	u.a = dev_map(u.fd, u.pages * PAGE);
+	for (int i = 0; i < NT; i++)
+		pthread_create(&t[i], NULL, fn[i], &u);
+	usleep(2000000);
+	__atomic_store_n(&u.stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < NT; i++)
+		pthread_join(t[i], NULL);
+	printf("unprotect-race: %ld unprotects done, %ld refused (EFAULT) "
+	       "during %ld remaps\n", u.ok, u.efault, u.remaps);
+	CHECK(u.ok > 0 && u.remaps > 0, "no progress");
+	dev_collect(u.fd, logbuf, 1 << 16, WBDEV_IOC_COLLECT_REPROTECT);
+	for (size_t i = 0; i < u.pages; i++)
+		u.a[i * PAGE] = 2;
+	n = dev_collect(u.fd, logbuf, 1 << 16, 0);
+	CHECK(n == u.pages, "%zu of %zu writes recorded", n, u.pages);
+	munmap(u.a, u.pages * PAGE);
+	close(u.fd);
+}
+
+/*
+ * A long UNPROTECT (allocating 256 MiB) dies promptly when killed.  The
+ * child raises a shared flag around the ioctl; still raised after its
+ * death, it was killed inside (tried a few times).
+ */
+static void t_unprotect_kill(void)
+{
+	enum { PAGES = 65536 };
+	volatile int *flag = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int st, inside = 0, tries;
+	double t, reap = 0;
+
+	CHECK(flag != MAP_FAILED, "flag");
+	for (tries = 1; !inside && tries <= 10; tries++) {
+		*flag = 0;
+		pid_t pid = fork();
+
+		if (!pid) {
+			int fd = dev_open();
+			char *a = dev_map(fd, PAGES * PAGE);
+			struct wbdev_range r = { (uintptr_t)a, PAGES * PAGE };
+
+			for (;;) {
+				*flag = 1;
+				dev_unprotect(fd, a, PAGES * PAGE);
+				*flag = 2;
+				ioctl(fd, WBDEV_IOC_DISCARD, &r);
+			}
+		}
+		for (t = now_sec(); *flag != 1 && now_sec() - t < 10;)
+			usleep(1000);
+		usleep(10000 * tries);
+		while (*flag != 1 && now_sec() - t < 20)
+			;
+		t = now_sec();
+		kill(pid, SIGKILL);
+		CHECK(waitpid(pid, &st, 0) == pid && WIFSIGNALED(st), "killed");
+		reap = now_sec() - t;
+		CHECK(reap < 5, "kill took %.1f s", reap);
+		inside = *flag == 1;
+	}
+	printf("unprotect-kill: killed inside the ioctl (try %d), reaped in "
+	       "%.3f s\n", tries - 1, reap);
+	CHECK(inside, "never killed inside WBDEV_IOC_UNPROTECT");
+	munmap((void *)flag, PAGE);
+}
+
 struct mt_arg {
 	char *base;
 	int id, nthreads, pages, rounds;
@@ -681,6 +1117,10 @@ static const struct test tests[] = {
 	{ "bad-read", t_bad_read },
 	{ "close-mapped", t_close_mapped },
 	{ "fork-stub", t_fork_stub },
+	{ "unprotect", t_unprotect },
+	{ "unprotect-bad", t_unprotect_bad },
+	{ "unprotect-race", t_unprotect_race },
+	{ "unprotect-kill", t_unprotect_kill },
 	{ "threads", t_threads },
 	{ "leak", t_leak },
 	{ "unload", t_unload },	/* only when named */

@@ -74,6 +74,14 @@ static inline void dev_protect_range(int fd, void *p, size_t len)
 	CHECK(ioctl(fd, WBDEV_IOC_PROTECT, &r) == 0, "protect %p+%zu", p, len);
 }
 
+/* WBDEV_IOC_UNPROTECT of a range; returns 0 or -errno. */
+static inline int dev_unprotect(int fd, const void *p, size_t len)
+{
+	struct wbdev_range r = { (uintptr_t)p, len };
+
+	return ioctl(fd, WBDEV_IOC_UNPROTECT, &r) ? -errno : 0;
+}
+
 /* Read the whole log (read(2), no re-protection) into out; returns n. */
 static inline size_t dev_read_all(int fd, uint64_t *out, size_t max)
 {

@@ -50,6 +50,25 @@
  *
  * poll()   EPOLLIN | EPOLLRDNORM while the log is non-empty.
  *
+ * unprotect (WBDEV_IOC_UNPROTECT, version 2) makes a page-aligned range of
+ *          this context's memory writable ahead of writes the caller knows
+ *          are coming, so that they take no fault, and logs every page of
+ *          it as written now: the next read or collection reports the whole
+ *          range, written or not (conservative), and a write is never
+ *          missed.  The kernel takes one write fault per page on the
+ *          process's behalf (a non-resident page is allocated, charged like
+ *          a write by the process).  Protecting the range again (write,
+ *          WBDEV_IOC_PROTECT, COLLECT with WBDEV_IOC_COLLECT_REPROTECT)
+ *          resumes tracking.  Errors, nothing changed: EINVAL if start or
+ *          len is not page aligned, len is 0, the range wraps or ends above
+ *          the user address space; EFAULT if any part of it is not this
+ *          context's memory (unmapped, another context's, other memory,
+ *          a fork stub); EACCES if part of it is mapped without write
+ *          permission (mprotect).  Errors after some pages were done
+ *          (those stay writable and logged, so nothing is lost): EINTR on
+ *          a fatal signal, ENOMEM when a page cannot be allocated, EFAULT
+ *          if another thread unmaps part of the range meanwhile.
+ *
  * fork     By default a child inherits each mapping as an inaccessible stub
  *          (a read raises SIGBUS, a write SIGSEGV; it cannot be made
  *          writable, split, moved or punched): memory is never silently
@@ -72,7 +91,11 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
-#define WBDEV_VERSION		1
+/*
+ * Versions only add to the interface: version 2 added WBDEV_IOC_UNPROTECT
+ * (version 1 modules answer it with ENOTTY).
+ */
+#define WBDEV_VERSION		2
 
 /* A page-aligned range of user addresses. */
 struct wbdev_range {
@@ -149,5 +172,12 @@ struct wbdev_fork_claim {
 };
 
 #define WBDEV_IOC_FORK_CLAIM	_IOWR(WBDEV_IOC_MAGIC, 6, struct wbdev_fork_claim)
+
+/*
+ * Version 2.  Make every page of a range writable and log it as written
+ * (see "unprotect" above); all of the range must be this context's
+ * writable memory.
+ */
+#define WBDEV_IOC_UNPROTECT	_IOW(WBDEV_IOC_MAGIC, 7, struct wbdev_range)
 
 #endif /* _UAPI_LINUX_WBDEV_H */
