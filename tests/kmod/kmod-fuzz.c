@@ -8,14 +8,16 @@
  * occasional bad entry, or range ioctl), writes from N threads, kernel
  * writes (read(2) from a pipe into the page), collect (read(2) with small
  * buffers, or the ioctl over sub-ranges with and without re-protection),
- * discard (ioctl or MADV_REMOVE), fork with copy (the child checks every
+ * discard (ioctl or MADV_REMOVE), unprotect (WBDEV_IOC_UNPROTECT of a run,
+ * sometimes one page too long), fork with copy (the child checks every
  * page's contents), content checks.
  *
  * Per page the oracle knows: prot (the next write must be recorded), must
  * (a recorded write is pending: the page must be reported), may (written
  * since last reported: the page may be reported).  Any page reported
  * without may is a false report, any page left with must after a full
- * collection a lost write; both fail the run.
+ * collection a lost write; both fail the run.  An unprotected page is
+ * writable and counts as written: prot 0, must 1, may 1.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -43,6 +45,7 @@ static int fd;
 static uint64_t rng_state;
 static uint64_t stamp = 1;	/* values written are unique */
 static long n_reported, n_false, n_lost_checks, n_forks, n_writes;
+static long n_unprotects, n_unprotect_refused;
 
 static uint64_t rnd(void)
 {
@@ -72,6 +75,24 @@ static int pick_page(int *ai, int *pi)
 			*pi = p;
 			return 1;
 		}
+	}
+	return 0;
+}
+
+/* The mapped page holding addr: false if none. */
+static int find_page(uintptr_t addr, int *ai, int *pi)
+{
+	for (int a = 0; a < MAXA; a++) {
+		uintptr_t b = (uintptr_t)areas[a].base;
+
+		if (!b || addr < b || addr >= b + areas[a].npages * PAGE)
+			continue;
+		/* a later mmap may sit in a hole of an older one */
+		if (!areas[a].pg[(addr - b) / PAGE].mapped)
+			continue;
+		*ai = a;
+		*pi = (int)((addr - b) / PAGE);
+		return 1;
 	}
 	return 0;
 }
@@ -255,25 +276,17 @@ static void reported(uint64_t addr, int reprotect, uintptr_t lo,
 	      (unsigned long long)addr);
 	CHECK(addr >= lo && addr < hi, "report outside the range");
 	n_reported++;
-	for (int a = 0; a < MAXA; a++) {
-		uintptr_t b = (uintptr_t)areas[a].base;
+	int a, p;
 
-		if (!b || addr < b || addr >= b + areas[a].npages * PAGE)
-			continue;
-		struct page_state *s = &areas[a].pg[(addr - b) / PAGE];
-
-		/* a later mmap may sit in a hole of an older one */
-		if (!s->mapped)
-			continue;
-		if (!s->may)
-			n_false++;
-		s->may = s->must = 0;
-		if (reprotect)
-			s->prot = 1;
-		return;
-	}
-	CHECK(0, "report of an unmapped page %#llx",
+	CHECK(find_page(addr, &a, &p), "report of an unmapped page %#llx",
 	      (unsigned long long)addr);
+	struct page_state *s = &areas[a].pg[p];
+
+	if (!s->may)
+		n_false++;
+	s->may = s->must = 0;
+	if (reprotect)
+		s->prot = 1;
 }
 
 static void check_nothing_lost(uintptr_t lo, uintptr_t hi)
@@ -356,6 +369,42 @@ static void op_discard(void)
 		areas[a].pg[p].value = 0;
 		areas[a].pg[p].prot = 1;	/* no PTE left */
 	}
+}
+
+/*
+ * Unprotect a run: each page becomes writable and must be reported.
+ * Sometimes the range is one page longer; if that page is not one of ours
+ * the call fails with EFAULT and changes nothing.
+ */
+static void op_unprotect(void)
+{
+	int a, p0, p1, xa, xp, bad = 0;
+	uintptr_t start, end;
+
+	if (!pick_run(&a, &p0, &p1))
+		return;
+	start = (uintptr_t)word(a, p0);
+	end = (uintptr_t)word(a, 0) + (size_t)p1 * PAGE;
+	if (rn(4) == 0) {
+		bad = !find_page(end, &xa, &xp);
+		end += PAGE;
+	}
+	int r = dev_unprotect(fd, (void *)start, end - start);
+
+	CHECK(r == (bad ? -EFAULT : 0), "unprotect: %d, want %d", r,
+	      bad ? -EFAULT : 0);
+	if (bad) {
+		n_unprotect_refused++;
+		return;
+	}
+	for (uintptr_t x = start; x < end; x += PAGE) {
+		CHECK(find_page(x, &xa, &xp), "oracle lost page %#lx",
+		      (unsigned long)x);
+		areas[xa].pg[xp].prot = 0;
+		areas[xa].pg[xp].must = 1;
+		areas[xa].pg[xp].may = 1;
+	}
+	n_unprotects++;
 }
 
 static int check_contents(void)
@@ -451,8 +500,10 @@ int main(int argc, char **argv)
 			op_read();
 		else if (r < 900)
 			op_collect();
-		else if (r < 990)
+		else if (r < 950)
 			op_discard();
+		else if (r < 990)
+			op_unprotect();
 		else if (r < 991 && i % 4 == 0)
 			op_fork();
 		else if (r >= 995)
@@ -464,9 +515,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < NTHREADS; i++)
 		pthread_join(t[i], NULL);
 	printf("fuzz: %ld ops in %.1f s: %ld page writes, %ld reports, "
-	       "%ld false reports, %ld full no-loss checks, %ld forks\n", ops,
-	       now_sec() - t0, n_writes, n_reported, n_false, n_lost_checks,
-	       n_forks);
+	       "%ld false reports, %ld full no-loss checks, %ld forks, "
+	       "%ld unprotects (%ld refused)\n", ops, now_sec() - t0,
+	       n_writes, n_reported, n_false, n_lost_checks, n_forks,
+	       n_unprotects, n_unprotect_refused);
 	/* the design makes no extra reports: every report is a real write */
 	CHECK(n_false == 0, "%ld false reports", n_false);
 	printf("PASS fuzz\n");
