@@ -7,6 +7,9 @@
  *            anonymous first touch, per page;
  *   protect: WBDEV_IOC_PROTECT of a resident range and write(2) of a
  *            pointer list, per page;
+ *   unprotect: WBDEV_IOC_UNPROTECT per page of write-protected resident
+ *            pages, of pages already writable and of non-resident ones
+ *            (allocated), and a write to each page afterwards (no fault);
  *   collect: read(2) and collect+reprotect with 1% of the pages dirty,
  *            per dirty page, for 64 MiB, 256 MiB and 1 GiB mappings.
  */
@@ -116,6 +119,45 @@ static void bench_protect(void)
 	free(ptrs);
 }
 
+/* ns per page of UNPROTECT of [p, p + len) */
+static double time_unprotect(int fd, char *p, size_t len)
+{
+	double t = now_sec();
+
+	CHECK(dev_unprotect(fd, p, len) == 0, "unprotect");
+	return (now_sec() - t) * 1e9 / (len / PAGE);
+}
+
+static void bench_unprotect(void)
+{
+	double prot[ROUNDS], wr[ROUNDS], fresh[ROUNDS], after[ROUNDS];
+	size_t pages = 16384, len = pages * PAGE;
+	int fd = dev_open();
+
+	for (int r = 0; r < ROUNDS; r++) {
+		char *w = dev_map(fd, len);
+
+		fresh[r] = time_unprotect(fd, w, len);
+		after[r] = time_writes(w, pages);
+		dev_protect_range(fd, w, len);
+		prot[r] = time_unprotect(fd, w, len);
+		/* read: writable and not logged, the slow case */
+		while (read(fd, &(uint64_t){ 0 }, 8) > 0)
+			;
+		wr[r] = time_unprotect(fd, w, len);
+		munmap(w, len);
+		while (read(fd, &(uint64_t){ 0 }, 8) > 0)
+			;
+	}
+	printf("unprotect: protected_ns_per_page=%.0f writable_ns_per_page="
+	       "%.0f nonresident_ns_per_page=%.0f write_after_ns_per_page="
+	       "%.0f (%zu pages; a protected write costs "
+	       "wbdev_protected_write_ns)\n", median(prot, ROUNDS),
+	       median(wr, ROUNDS), median(fresh, ROUNDS),
+	       median(after, ROUNDS), pages);
+	close(fd);
+}
+
 static void bench_collect(size_t mib)
 {
 	double rd[ROUNDS], rp[ROUNDS], empty[ROUNDS];
@@ -167,6 +209,7 @@ int main(int argc, char **argv)
 	test_name = "bench";
 	bench_fault();
 	bench_protect();
+	bench_unprotect();
 	if (argc > 1) {
 		for (int i = 1; i < argc; i++)
 			bench_collect(strtoul(argv[i], NULL, 0));
