@@ -5,7 +5,8 @@
  * Every op is one system call on the device fd or on its mappings:
  * mmap/munmap, WBDEV_IOC_PROTECT, write(2) of a pointer list,
  * WBDEV_IOC_COLLECT (with WBDEV_IOC_COLLECT_REPROTECT: collect and re-protect
- * in one call), WBDEV_IOC_DISCARD.  Fork: fork_prepare arms the module's
+ * in one call), WBDEV_IOC_DISCARD, WBDEV_IOC_UNPROTECT (module version 2;
+ * -ENOTSUP from a version 1 module).  Fork: fork_prepare arms the module's
  * fork copy, so fork() itself copies the heap for the child (the parent's
  * writers wait meanwhile); fork_child claims the copies on a fresh context
  * and maps them at the same addresses.
@@ -28,6 +29,7 @@ _Static_assert(sizeof(void *) == sizeof(__u64),
 
 struct kmod_state {
 	int fd;
+	int unprotect;		/* the module has WBDEV_IOC_UNPROTECT */
 };
 
 static int kfd(const wbdev_t *w)
@@ -53,9 +55,9 @@ static int kmod_open(wbdev_t *w)
 			  strerror(-fd));
 		return -ENODEV;
 	}
-	if (ioctl(fd, WBDEV_IOC_INFO, &info) || info.version != WBDEV_VERSION) {
-		wbdev_log(w, "kmod backend: /dev/wbdev is not wbdev version %d",
-			  WBDEV_VERSION);
+	/* Versions only add ioctls: any version from 1 works. */
+	if (ioctl(fd, WBDEV_IOC_INFO, &info) || info.version < 1) {
+		wbdev_log(w, "kmod backend: /dev/wbdev is not a wbdev device");
 		close(fd);
 		return -ENODEV;
 	}
@@ -65,6 +67,7 @@ static int kmod_open(wbdev_t *w)
 		return -ENOMEM;
 	}
 	s->fd = fd;
+	s->unprotect = info.version >= 2;
 	w->priv = s;
 	return 0;
 }
@@ -81,9 +84,11 @@ static void kmod_close(wbdev_t *w)
 
 static unsigned int kmod_caps(const wbdev_t *w)
 {
-	(void)w;
+	const struct kmod_state *s = w->priv;
+
 	return WBDEV_CAP_KERNEL_WRITES | WBDEV_CAP_COLLECT_REPROTECT |
-	       WBDEV_CAP_FORK_TRACKING;
+	       WBDEV_CAP_FORK_TRACKING |
+	       (s->unprotect ? WBDEV_CAP_UNPROTECT : 0);
 }
 
 static int kmod_map(wbdev_t *w, void *hint, size_t len, void **addr)
@@ -120,6 +125,28 @@ static int kmod_protect(wbdev_t *w, void *addr, size_t len)
 {
 	w->stats.protect_calls++;
 	return range_ioctl(w, WBDEV_IOC_PROTECT, addr, len);
+}
+
+/*
+ * The module takes the write faults (allocating non-resident pages) and
+ * logs the whole range.  A module without the ioctl (ENOTTY; EINVAL from
+ * an older one, the core having checked the range) changes nothing: say
+ * -ENOTSUP, now and in the caps from then on.
+ */
+static int kmod_unprotect(wbdev_t *w, void *addr, size_t len)
+{
+	struct kmod_state *s = w->priv;
+	int err;
+
+	if (!s->unprotect)
+		return -ENOTSUP;
+	w->stats.unprotect_calls++;
+	err = range_ioctl(w, WBDEV_IOC_UNPROTECT, addr, len);
+	if (err == -ENOTTY || err == -EINVAL) {
+		s->unprotect = 0;
+		return -ENOTSUP;
+	}
+	return err;
 }
 
 static int kmod_protect_pages(wbdev_t *w, void *const *addrs, size_t n)
@@ -250,6 +277,7 @@ const struct wbdev_backend_ops wbdev_kmod_ops = {
 	.discard = kmod_discard,
 	.protect = kmod_protect,
 	.protect_pages = kmod_protect_pages,
+	.unprotect = kmod_unprotect,
 	.collect = kmod_collect,
 	.fork_prepare = kmod_fork_prepare,
 	.fork_parent = kmod_fork_parent,
