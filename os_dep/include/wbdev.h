@@ -151,8 +151,9 @@ int wbdev_protect_pages(wbdev_t *w, void *const *addrs, size_t n);
  * next collection reports every page of it, so nothing can be missed;
  * protect it again (or collect with WBDEV_COLLECT_REPROTECT) to resume
  * tracking.  uffd clears the write-protection of the range in one
- * system call; kmod has the kernel take the write faults in one call
- * (non-resident pages get allocated, as by a write).  -ENOTSUP if the
+ * system call; kmod has the kernel take the write faults of its resident
+ * pages in one call.  Neither allocates memory: the first write to a page
+ * not in memory still takes the fault that brings it in.  -ENOTSUP if the
  * backend cannot (an older module): nothing is changed then, and the
  * range simply stays protected.
  */

@@ -979,12 +979,22 @@ static void wbdev_mark_unprotected(struct wbdev_area *area, pgoff_t pgoff)
 	}
 }
 
+/* Is page pgoff of area in memory (neither never touched nor swapped)? */
+static bool wbdev_resident(struct wbdev_area *area, pgoff_t pgoff)
+{
+	void *entry = xa_load(&area->shm->f_mapping->i_pages, pgoff);
+
+	return entry && !xa_is_value(entry);
+}
+
 /*
  * Make up to WBDEV_CHUNK pages from *addr on (below end) writable and
  * logged, advancing *addr past the pages done; called with the mmap lock
  * held for reading, the range checked.  Each page takes a write fault on
  * the process's behalf, as if it wrote there: page_mkwrite logs a
- * protected page, a non-resident one is allocated first.  fixup_user_fault
+ * protected page.  A page not in memory is only logged: allocating it
+ * would cost as much as the fault its first write takes anyway, and a
+ * collector unprotects free memory it may not use soon.  fixup_user_fault
  * may drop and retake the mmap lock (unlocked): the VMA is then looked up
  * again and must still be this context's, else EFAULT.  (Its own retry
  * faults the same address in whatever is mapped there by then, exactly as
@@ -1008,6 +1018,15 @@ static int wbdev_unprotect_chunk(struct wbdev_ctx *ctx, struct mm_struct *mm,
 				return -EFAULT;
 			if (!(vma->vm_flags & VM_WRITE))
 				return -EACCES;
+		}
+		if (!wbdev_resident(area, wbdev_vma_pgoff(vma, *addr))) {
+			/*
+			 * Its first write faults anyway, to allocate it (or
+			 * swap it in): log it, allocate nothing.
+			 */
+			wbdev_mark_unprotected(area,
+					       wbdev_vma_pgoff(vma, *addr));
+			continue;
 		}
 		ret = fixup_user_fault(mm, *addr, FAULT_FLAG_WRITE, &unlocked);
 		if (ret)

@@ -55,9 +55,10 @@
  *          are coming, so that they take no fault, and logs every page of
  *          it as written now: the next read or collection reports the whole
  *          range, written or not (conservative), and a write is never
- *          missed.  The kernel takes one write fault per page on the
- *          process's behalf (a non-resident page is allocated, charged like
- *          a write by the process).  Protecting the range again (write,
+ *          missed.  The kernel takes one write fault per resident page
+ *          on the process's behalf; a page not in memory (never touched,
+ *          or swapped out) is only logged, and its first write takes the
+ *          fault that brings it in, as without wbdev.  Protecting the range again (write,
  *          WBDEV_IOC_PROTECT, COLLECT with WBDEV_IOC_COLLECT_REPROTECT)
  *          resumes tracking.  Errors, nothing changed: EINVAL if start or
  *          len is not page aligned, len is 0, the range wraps or ends above
@@ -66,7 +67,7 @@
  *          a fork stub); EACCES if part of it is mapped without write
  *          permission (mprotect).  Errors after some pages were done
  *          (those stay writable and logged, so nothing is lost): EINTR on
- *          a fatal signal, ENOMEM when a page cannot be allocated, EFAULT
+ *          a fatal signal, ENOMEM when memory runs out, EFAULT
  *          if another thread unmaps part of the range meanwhile.
  *
  * fork     By default a child inherits each mapping as an inaccessible stub
