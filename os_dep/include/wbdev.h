@@ -67,9 +67,10 @@ enum wbdev_backend_id {
 #define WBDEV_CAP_FORK_TRACKING	0x4u	/* a fork child keeps its memory and
 					   keeps tracking after
 					   wbdev_fork_child() */
-#define WBDEV_CAP_UNPROTECT	0x8u	/* wbdev_unprotect() makes pages
-					   writable in one call (no
-					   fault per page afterwards) */
+#define WBDEV_CAP_UNPROTECT	0x8u	/* wbdev_unprotect() is cheap: a
+					   page-table update, not a fault
+					   per page (uffd); without it the
+					   call may still work (kmod) */
 
 typedef void (*wbdev_log_fn)(void *arg, const char *msg);
 
@@ -151,11 +152,14 @@ int wbdev_protect_pages(wbdev_t *w, void *const *addrs, size_t n);
  * next collection reports every page of it, so nothing can be missed;
  * protect it again (or collect with WBDEV_COLLECT_REPROTECT) to resume
  * tracking.  uffd clears the write-protection of the range in one
- * system call; kmod has the kernel take the write faults of its resident
- * pages in one call.  Neither allocates memory: the first write to a page
- * not in memory still takes the fault that brings it in.  -ENOTSUP if the
- * backend cannot (an older module): nothing is changed then, and the
- * range simply stays protected.
+ * system call (WBDEV_CAP_UNPROTECT: cheap enough to call on memory that
+ * may not be written); kmod has the kernel take the write faults of its
+ * resident pages in one call, which saves the exceptions but costs about
+ * as much as the faults, so it does not advertise the capability.
+ * Neither allocates memory: the first write to a page not in memory
+ * still takes the fault that brings it in.  -ENOTSUP if the backend
+ * cannot (a module older than version 2): nothing is changed then, and
+ * the range simply stays protected.
  */
 int wbdev_unprotect(wbdev_t *w, void *addr, size_t len);
 
