@@ -4,9 +4,8 @@
  * backends (wbdev_uffd.c, wbdev_kmod.c).
  *
  * Self-contained on purpose (no config.h): bdwgc compiles these sources
- * straight into the collector.
+ * straight into the collector, with its own flags.
  */
-/* Self-contained: bdwgc compiles this file with its own flags. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif

@@ -84,8 +84,6 @@ static void kmod_close(wbdev_t *w)
 
 static unsigned int kmod_caps(const wbdev_t *w)
 {
-	const struct kmod_state *s = w->priv;
-
 	/*
 	 * No WBDEV_CAP_UNPROTECT even when the module has the ioctl: it
 	 * takes a write fault per resident page in the kernel, which costs
@@ -94,7 +92,7 @@ static unsigned int kmod_caps(const wbdev_t *w)
 	 * works; it is just not worth calling on memory that may not be
 	 * written.
 	 */
-	(void)s;
+	(void)w;
 	return WBDEV_CAP_KERNEL_WRITES | WBDEV_CAP_COLLECT_REPROTECT |
 	       WBDEV_CAP_FORK_TRACKING;
 }
@@ -136,10 +134,10 @@ static int kmod_protect(wbdev_t *w, void *addr, size_t len)
 }
 
 /*
- * The module takes the write faults (allocating non-resident pages) and
- * logs the whole range.  A module without the ioctl (ENOTTY; EINVAL from
- * an older one, the core having checked the range) changes nothing: say
- * -ENOTSUP, now and in the caps from then on.
+ * The module takes the write faults of the resident pages and logs the
+ * whole range.  A module without the ioctl (ENOTTY; EINVAL from an older
+ * one, the core having checked the range) changes nothing: say -ENOTSUP,
+ * now and from then on without another system call.
  */
 static int kmod_unprotect(wbdev_t *w, void *addr, size_t len)
 {
