@@ -1226,6 +1226,12 @@ static long wbdev_ioc_fork_claim(struct wbdev_ctx *ctx, void __user *uarg)
 			kr[i].len = vma->vm_end - vma->vm_start;
 			clones[i++] = clone;
 			clone->claimed = true;
+			/*
+			 * One reference for the pending list, one for
+			 * clones[]: once the mmap lock is dropped another
+			 * thread may map the copy and unmap the stub.
+			 */
+			kref_get(&clone->ref);
 			kref_get(&clone->ref);
 			mutex_lock(&ctx->lock);
 			list_add_tail(&clone->node, &ctx->pending);
@@ -1244,6 +1250,8 @@ unlock:
 	/* the caller cannot know what it claimed: nothing is claimed */
 	if (ret == -EFAULT && i)
 		wbdev_unclaim(ctx, mm, clones, i);
+	while (i)
+		wbdev_clone_put(clones[--i]);
 	kvfree(kr);
 	kvfree(clones);
 	return ret;
