@@ -464,11 +464,19 @@ static struct wbdev_clone *wbdev_fork_copy(struct vm_area_struct *vma,
 	clone->npages = n;
 
 	wbdev_protect_pgoffs(area, first, first + n - 1);
+	/*
+	 * Only the pages present (resident or swapped) are visited: a hole
+	 * reads zero in the copy too.  A large folio is one multi-index
+	 * entry, which xa_find may report at its first index: never step
+	 * back.
+	 */
 	for (i = 0; i < n; i++) {
+		unsigned long at = first + i;
 		struct page *from, *to;
 
-		if (!xa_load(&src->i_pages, first + i))
-			continue;	/* hole: the copy reads zero too */
+		if (!xa_find(&src->i_pages, &at, first + n - 1, XA_PRESENT))
+			break;
+		i = max(at, first + i) - first;
 		from = shmem_read_mapping_page_gfp(src, first + i,
 						   mapping_gfp_mask(src));
 		if (IS_ERR(from))
