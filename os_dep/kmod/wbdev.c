@@ -68,7 +68,6 @@ struct wbdev_area {
 	unsigned long ndirty;
 	spinlock_t lock;		/* dirty, ndirty */
 	atomic_t nvmas;			/* VMAs of ctx->mm using this area */
-	struct vm_area_struct *mremap_dup; /* refused mremap's copy */
 };
 
 /* Copy of a parent's VMA made at fork for the child to claim. */
@@ -400,7 +399,7 @@ static vm_fault_t wbdev_page_mkwrite(struct vm_fault *vmf)
 	return VM_FAULT_LOCKED;
 }
 
-/* Free the memory and log of an unmapped part of an area. */
+/* Free the memory and log of an unmapped part of an area (n > 0). */
 static void wbdev_area_drop_range(struct wbdev_area *area, pgoff_t first,
 				  pgoff_t n)
 {
@@ -410,6 +409,58 @@ static void wbdev_area_drop_range(struct wbdev_area *area, pgoff_t first,
 			     ((loff_t)(first + n) << PAGE_SHIFT) - 1);
 }
 
+/* Free the pages of addresses [from, to) of area (mapped at area->base). */
+static void wbdev_area_drop_addrs(struct wbdev_area *area, unsigned long from,
+				  unsigned long to)
+{
+	if (from < to)
+		wbdev_area_drop_range(area, (from - area->base) >> PAGE_SHIFT,
+				      (to - from) >> PAGE_SHIFT);
+}
+
+/*
+ * A VMA of area is gone: free the pages of its range that no other VMA of
+ * area still maps.  Another VMA can map them when mm undoes a failed
+ * operation: a move_vma() whose page tables moved only in part (ENOMEM)
+ * unmaps the new VMA without calling ->mremap, and a refused mremap does
+ * the same; a failed split on 6.1 closes an empty VMA (pgoff 0, no pages).
+ * As moves are refused, a live VMA of area maps page pgoff at
+ * area->base + pgoff pages, so the VMAs there tell what is still mapped.
+ * The gone VMA is no longer in the mm's tree (checked all the same).
+ */
+static void wbdev_area_drop_unmapped(struct wbdev_area *area,
+				     struct vm_area_struct *gone)
+{
+	struct mm_struct *mm = gone->vm_mm;
+	pgoff_t first = gone->vm_pgoff, end = first + vma_pages(gone);
+	unsigned long addr, hole, stop;
+
+	mmap_assert_locked(mm);
+	end = min(end, area->npages);
+	if (first >= end)
+		return;
+	addr = area->base + (first << PAGE_SHIFT);
+	stop = area->base + (end << PAGE_SHIFT);
+	for (hole = addr; addr < stop;) {
+		struct vm_area_struct *vma = find_vma(mm, addr);
+
+		if (!vma || vma->vm_start >= stop)
+			break;
+		if (vma != gone && vma->vm_ops == &wbdev_vm_ops &&
+		    vma->vm_private_data == area) {
+			wbdev_area_drop_addrs(area, hole,
+					      max(hole, vma->vm_start));
+			hole = max(hole, vma->vm_end);
+		}
+		addr = vma->vm_end;
+	}
+	wbdev_area_drop_addrs(area, hole, max(hole, stop));
+}
+
+/*
+ * The last VMA of area is gone.  Free all its memory now: fork stubs
+ * still hold the shmem file, and must not keep its pages.
+ */
 static void wbdev_area_release(struct wbdev_area *area)
 {
 	struct wbdev_ctx *ctx = area->ctx;
@@ -530,27 +581,21 @@ static void wbdev_vm_open(struct vm_area_struct *vma)
 static void wbdev_vm_close(struct vm_area_struct *vma)
 {
 	struct wbdev_area *area = vma->vm_private_data;
-	bool dup = area->mremap_dup == vma;
 
-	if (dup)
-		area->mremap_dup = NULL;
 	if (atomic_dec_and_test(&area->nvmas))
 		wbdev_area_release(area);
-	else if (!dup && atomic_read(&vma->vm_mm->mm_users))
-		wbdev_area_drop_range(area, vma->vm_pgoff, vma_pages(vma));
+	else if (atomic_read(&vma->vm_mm->mm_users))
+		wbdev_area_drop_unmapped(area, vma);
 	module_put(THIS_MODULE);
 }
 
 /*
  * Moving a mapping would change the addresses the log reports; refuse.
- * mm moves the page tables back and unmaps new_vma, which then must not
- * free the pages that the original VMA still maps.
+ * mm moves the page tables back and unmaps new_vma, which frees nothing
+ * the original VMA still maps (wbdev_area_drop_unmapped).
  */
 static int wbdev_vm_mremap(struct vm_area_struct *new_vma)
 {
-	struct wbdev_area *area = new_vma->vm_private_data;
-
-	area->mremap_dup = new_vma;
 	return -EINVAL;
 }
 
