@@ -469,6 +469,7 @@ static void wbdev_area_release(struct wbdev_area *area)
 	list_del(&area->node);
 	atomic_long_sub(area->ndirty, &ctx->ndirty);
 	mutex_unlock(&ctx->lock);
+	shmem_truncate_range(file_inode(area->shm), 0, -1);
 	fput(area->shm);
 	kvfree(area->dirty);
 	kfree(area);
