@@ -118,24 +118,42 @@ static void wbdev_clone_put(struct wbdev_clone *clone)
 }
 
 /*
- * Record a write to page pgoff of area; called with its folio locked (if
- * it is resident).
+ * Record a write to pages [first, first + n) of area (clipped to the
+ * area); called with their folio locked (if resident).
  */
-static void wbdev_mark(struct wbdev_area *area, pgoff_t pgoff)
+static void wbdev_mark_range(struct wbdev_area *area, pgoff_t first,
+			     pgoff_t n)
 {
 	struct wbdev_ctx *ctx = area->ctx;
-	bool first;
+	pgoff_t end = min(first + n, area->npages), bit;
+	unsigned long added = 0;
 
 	spin_lock(&area->lock);
-	first = !__test_and_set_bit(pgoff, area->dirty);
-	if (first)
-		area->ndirty++;
+	for (bit = first; bit < end; bit++)
+		added += !__test_and_set_bit(bit, area->dirty);
+	area->ndirty += added;
 	spin_unlock(&area->lock);
-	if (!first)
+	if (!added)
 		return;
-	atomic64_inc(&ctx->recorded);
-	if (atomic_long_inc_return(&ctx->ndirty) == 1)
+	atomic64_add(added, &ctx->recorded);
+	if (atomic_long_add_return(added, &ctx->ndirty) == added)
 		wake_up_interruptible_poll(&ctx->wq, EPOLLIN | EPOLLRDNORM);
+}
+
+static void wbdev_mark(struct wbdev_area *area, pgoff_t pgoff)
+{
+	wbdev_mark_range(area, pgoff, 1);
+}
+
+/*
+ * Record a write to every page of a locked folio of area.  A large folio
+ * (only shmem_enabled=force or MADV_COLLAPSE can give our files one) may
+ * be mapped writable by one PMD after a single page_mkwrite: its other
+ * pages would take no fault, so all of them count as written.
+ */
+static void wbdev_mark_folio(struct wbdev_area *area, struct folio *folio)
+{
+	wbdev_mark_range(area, folio->index, folio_nr_pages(folio));
 }
 
 /* Drop log entries of [first, first + n) of area. */
@@ -171,8 +189,12 @@ static void wbdev_protect_pgoffs(struct wbdev_area *area, pgoff_t first,
 			struct folio *folio = fbatch.folios[i];
 
 			folio_lock(folio);
-			if (folio->mapping == mapping)
+			if (folio->mapping == mapping) {
 				folio_mkclean(folio);
+				/* a pin may write it without a fault */
+				if (folio_maybe_dma_pinned(folio))
+					wbdev_mark_folio(area, folio);
+			}
 			folio_unlock(folio);
 		}
 		folio_batch_release(&fbatch);
@@ -183,13 +205,19 @@ static void wbdev_protect_pgoffs(struct wbdev_area *area, pgoff_t first,
 
 /*
  * Remove page pgoff from the log, write-protecting it first when asked.
- * Returns true if it was in the log.
+ * Returns true if it was in the log.  A page that may be pinned for DMA
+ * or by the kernel (get_user_pages with FOLL_PIN: O_DIRECT, AIO,
+ * process_vm_writev, ...) is reported but stays in the log: a write
+ * through the pin takes no fault, so it must be reported again until the
+ * pin is gone.  folio_mkclean() takes the page table locks a pin is taken
+ * under (and fast GUP re-checks the PTE after pinning), so a pin taken on
+ * a writable PTE is visible here once the folio is clean.
  */
 static bool wbdev_take(struct wbdev_area *area, pgoff_t pgoff, bool reprotect)
 {
 	struct address_space *mapping = area->shm->f_mapping;
 	struct folio *folio = NULL;
-	bool was;
+	bool was, kept = false;
 
 	for (;;) {
 		if (reprotect) {
@@ -212,8 +240,13 @@ static bool wbdev_take(struct wbdev_area *area, pgoff_t pgoff, bool reprotect)
 				continue;
 			}
 		}
-		was = __test_and_clear_bit(pgoff, area->dirty);
-		if (was)
+		if (folio && folio_maybe_dma_pinned(folio)) {
+			was = test_bit(pgoff, area->dirty);
+			kept = true;
+		} else {
+			was = __test_and_clear_bit(pgoff, area->dirty);
+		}
+		if (was && !kept)
 			area->ndirty--;
 		spin_unlock(&area->lock);
 		break;
@@ -222,7 +255,7 @@ static bool wbdev_take(struct wbdev_area *area, pgoff_t pgoff, bool reprotect)
 		folio_unlock(folio);
 		folio_put(folio);
 	}
-	if (was)
+	if (was && !kept)
 		atomic_long_dec(&area->ctx->ndirty);
 	return was;
 }
