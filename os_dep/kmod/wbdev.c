@@ -43,6 +43,20 @@
 /* Entries moved between user and kernel buffers per step. */
 #define WBDEV_CHUNK 512
 
+/*
+ * Largest mapping: its log bitmap (npages / 8 bytes, 32 MiB here) is
+ * allocated at mmap, before any page, so an absurd MAP_NORESERVE size must
+ * fail cleanly (ENOMEM) instead of asking kvmalloc for gigabytes.
+ */
+#define WBDEV_MAX_MAP_PAGES (1UL << (40 - PAGE_SHIFT))	/* 1 TiB */
+
+/*
+ * Log bitmaps are charged to the caller's memory cgroup; a charge that
+ * does not fit fails with ENOMEM (no OOM kill, no allocation warning).
+ */
+#define WBDEV_GFP_BITMAP \
+	(GFP_KERNEL_ACCOUNT | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)
+
 struct wbdev_ctx {
 	struct kref ref;
 	struct mm_struct *mm;		/* opener's mm, mmgrab'ed */
@@ -531,7 +545,7 @@ static struct wbdev_clone *wbdev_fork_copy(struct vm_area_struct *vma,
 	if (!clone)
 		return NULL;
 	clone->dirty = kvcalloc(BITS_TO_LONGS(n), sizeof(long),
-				GFP_KERNEL_ACCOUNT);
+				WBDEV_GFP_BITMAP);
 	shm = shmem_file_setup("wbdev", (loff_t)n << PAGE_SHIFT, VM_NORESERVE);
 	if (!clone->dirty || IS_ERR(shm)) {
 		if (!IS_ERR(shm))
@@ -776,6 +790,8 @@ static int wbdev_mmap(struct file *file, struct vm_area_struct *vma)
 		return -EPERM;
 	if (!(vma->vm_flags & VM_SHARED) || vma->vm_pgoff)
 		return -EINVAL;
+	if (npages > WBDEV_MAX_MAP_PAGES)
+		return -ENOMEM;
 	area = kzalloc(sizeof(*area), GFP_KERNEL_ACCOUNT);
 	if (!area)
 		return -ENOMEM;
@@ -792,7 +808,7 @@ static int wbdev_mmap(struct file *file, struct vm_area_struct *vma)
 		wbdev_clone_put(clone);
 	} else {
 		area->dirty = kvcalloc(BITS_TO_LONGS(npages), sizeof(long),
-				       GFP_KERNEL_ACCOUNT);
+				       WBDEV_GFP_BITMAP);
 		if (!area->dirty) {
 			ret = -ENOMEM;
 			goto fail_area;
