@@ -103,6 +103,8 @@ static const struct vm_operations_struct wbdev_stub_vm_ops;
 static const struct file_operations wbdev_fops;
 /* shmem's vm_ops, whose fault and map_pages we call. */
 static const struct vm_operations_struct *wbdev_shmem_vm_ops;
+/* A private tmpfs mounted huge=never: our files get no huge folios. */
+static struct vfsmount *wbdev_mnt __ro_after_init;
 
 static void wbdev_ctx_free(struct kref *ref)
 {
@@ -439,8 +441,7 @@ static vm_fault_t wbdev_page_mkwrite(struct vm_fault *vmf)
 		folio_unlock(folio);
 		return VM_FAULT_NOPAGE;
 	}
-	if (vmf->pgoff < area->npages)
-		wbdev_mark(area, vmf->pgoff);
+	wbdev_mark_folio(area, folio);
 	folio_mark_dirty(folio);
 	/* The PTE becomes writable before the folio is unlocked. */
 	return VM_FAULT_LOCKED;
@@ -523,6 +524,13 @@ static void wbdev_area_release(struct wbdev_area *area)
 	wbdev_ctx_put(ctx);
 }
 
+/* A new shmem file of npages for a mapping or a fork copy. */
+static struct file *wbdev_shm_create(pgoff_t npages, unsigned long flags)
+{
+	return shmem_file_setup_with_mnt(wbdev_mnt, "wbdev",
+					 (loff_t)npages << PAGE_SHIFT, flags);
+}
+
 /*
  * Fork with WBDEV_FORK_COPY: copy the parent's pages of this VMA into a new
  * shmem file for the child.  Called from dup_mmap() with the parent's mmap
@@ -546,7 +554,7 @@ static struct wbdev_clone *wbdev_fork_copy(struct vm_area_struct *vma,
 		return NULL;
 	clone->dirty = kvcalloc(BITS_TO_LONGS(n), sizeof(long),
 				WBDEV_GFP_BITMAP);
-	shm = shmem_file_setup("wbdev", (loff_t)n << PAGE_SHIFT, VM_NORESERVE);
+	shm = wbdev_shm_create(n, VM_NORESERVE);
 	if (!clone->dirty || IS_ERR(shm)) {
 		if (!IS_ERR(shm))
 			fput(shm);
@@ -813,8 +821,7 @@ static int wbdev_mmap(struct file *file, struct vm_area_struct *vma)
 			ret = -ENOMEM;
 			goto fail_area;
 		}
-		shm = shmem_file_setup("wbdev", (loff_t)npages << PAGE_SHIFT,
-				       vma->vm_flags & VM_NORESERVE);
+		shm = wbdev_shm_create(npages, vma->vm_flags & VM_NORESERVE);
 		if (IS_ERR(shm)) {
 			ret = PTR_ERR(shm);
 			goto fail_area;
@@ -844,7 +851,12 @@ static int wbdev_mmap(struct file *file, struct vm_area_struct *vma)
 	area->npages = npages;
 	kref_get(&ctx->ref);
 
-	wbdev_vm_flags_set(vma, VM_DONTEXPAND);
+	/*
+	 * No huge mappings (wbdev_mark_folio): our mount gives no huge
+	 * folios, and VM_NOHUGEPAGE keeps khugepaged away and stops a
+	 * PMD mapping at fault on 6.12 (madvise(MADV_HUGEPAGE) can clear it).
+	 */
+	wbdev_vm_flags_set(vma, VM_DONTEXPAND | VM_NOHUGEPAGE);
 	vma->vm_ops = &wbdev_vm_ops;
 	vma->vm_private_data = area;
 	__module_get(THIS_MODULE);
@@ -1411,7 +1423,44 @@ static struct miscdevice wbdev_misc = {
 	.mode = 0666,
 };
 
-module_misc_device(wbdev_misc);
+/*
+ * Our shmem files live on a private tmpfs mounted huge=never: a huge
+ * folio could be mapped writable by one PMD after a single page_mkwrite
+ * (shmem_enabled=always, or advise with MADV_HUGEPAGE).
+ */
+static int __init wbdev_shm_init(void)
+{
+	struct file_system_type *type = get_fs_type("tmpfs");
+	char opts[] = "huge=never";	/* parsed in place: writable */
+
+	if (!type)
+		return -ENODEV;
+	wbdev_mnt = vfs_kern_mount(type, SB_KERNMOUNT, type->name, opts);
+	module_put(type->owner);	/* put_filesystem() is not exported */
+	return PTR_ERR_OR_ZERO(wbdev_mnt);
+}
+
+static int __init wbdev_init(void)
+{
+	int ret = wbdev_shm_init();
+
+	if (ret)
+		return ret;
+	ret = misc_register(&wbdev_misc);
+	if (ret)
+		kern_unmount(wbdev_mnt);
+	return ret;
+}
+
+/* Every shmem file of ours holds a module reference: all are gone. */
+static void __exit wbdev_exit(void)
+{
+	misc_deregister(&wbdev_misc);
+	kern_unmount(wbdev_mnt);
+}
+
+module_init(wbdev_init);
+module_exit(wbdev_exit);
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("Write-barrier device for garbage collectors");
