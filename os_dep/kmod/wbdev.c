@@ -103,6 +103,7 @@ static const struct vm_operations_struct wbdev_stub_vm_ops;
 static const struct file_operations wbdev_fops;
 /* shmem's vm_ops, whose fault and map_pages we call. */
 static const struct vm_operations_struct *wbdev_shmem_vm_ops;
+static const struct file_operations wbdev_shm_fops;
 /* A private tmpfs mounted huge=never: our files get no huge folios. */
 static struct vfsmount *wbdev_mnt __ro_after_init;
 
@@ -532,6 +533,37 @@ static struct file *wbdev_shm_create(pgoff_t npages, unsigned long flags)
 }
 
 /*
+ * fallocate of our shmem files: only the punching of madvise(MADV_REMOVE)
+ * and WBDEV_IOC_DISCARD.  A page faulted in meanwhile is truncated too
+ * and reads zero, as it would after the punch.
+ */
+static long wbdev_shm_fallocate(struct file *shm, int mode, loff_t off,
+				loff_t len)
+{
+	if (mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if (off < 0 || len <= 0 || off + len < off)
+		return -EINVAL;
+	unmap_mapping_range(shm->f_mapping, off, len, 0);
+	shmem_truncate_range(file_inode(shm), off, off + len - 1);
+	return 0;
+}
+
+/*
+ * The file operations of our shmem files once mapped (wbdev_mmap), in
+ * place of shmem's: no mmap.  A VMA keeps its shmem file as vm_file,
+ * and remap_file_pages() would otherwise mmap that file again, giving
+ * plain (untracked) shmem mappings of any pgoff, in the process itself
+ * or in a fork child holding a stub.  Nothing else reaches these files
+ * through their file operations: they are in no file table.
+ */
+static const struct file_operations wbdev_shm_fops = {
+	.owner = THIS_MODULE,
+	.fsync = noop_fsync,		/* msync(MS_SYNC) */
+	.fallocate = wbdev_shm_fallocate,
+};
+
+/*
  * Fork with WBDEV_FORK_COPY: copy the parent's pages of this VMA into a new
  * shmem file for the child.  Called from dup_mmap() with the parent's mmap
  * lock held for writing (and, from 6.4, every parent VMA write-locked), so
@@ -834,6 +866,12 @@ static int wbdev_mmap(struct file *file, struct vm_area_struct *vma)
 	ret = shm->f_op->mmap(shm, vma);
 	if (ret)
 		goto fail_dirty;
+	/*
+	 * No more mmap of shm (wbdev_shm_fops); replace_fops() takes no
+	 * reference of its own, the file's last fput drops this one.
+	 */
+	__module_get(THIS_MODULE);
+	replace_fops(shm, &wbdev_shm_fops);
 	if (!wbdev_shmem_vm_ops)
 		wbdev_shmem_vm_ops = vma->vm_ops;
 	if (vma->vm_ops != wbdev_shmem_vm_ops &&
