@@ -22,6 +22,21 @@
  *          fails (EINVAL / EFAULT); shrinking works like a partial munmap.
  *          madvise(MADV_REMOVE) frees a range, which reads back as zero;
  *          pages written before it and not yet collected stay in the log.
+ *          A mapping over 1 TiB fails with ENOMEM, as does one whose log
+ *          bitmap (one bit per page, charged to the memory cgroup) does
+ *          not fit.  remap_file_pages() fails with ENODEV.
+ *          Huge pages: the memory is never PMD-mapped in normal use (a
+ *          private huge=never tmpfs, VM_NOHUGEPAGE), whatever
+ *          shmem_enabled says; if a huge folio appears anyway
+ *          (shmem_enabled=force, MADV_HUGEPAGE + MADV_COLLAPSE) the first
+ *          write to one of its pages logs all of its pages.
+ *          Pinned pages: a page that may be pinned (FOLL_PIN: O_DIRECT,
+ *          AIO, process_vm_writev) is reported by every collection with
+ *          re-protection and by write/WBDEV_IOC_PROTECT stays logged,
+ *          until the pin is gone: a write through the pin takes no fault
+ *          and is never lost (a long-term pin keeps its pages reported;
+ *          >= 6.5 the kernel refuses long-term writable pins of
+ *          write-notify mappings such as this one).
  *
  * write()  The buffer is an array of __u64 user addresses.  Each names the
  *          page that holds it (unaligned addresses are fine) in one of this
