@@ -19,6 +19,9 @@
  *   fork-sparse       fork of huge sparse mappings (no soft lockup)
  *   memcg-mremap      a moving mremap failing under memory.max loses no
  *                     data
+ *   race ITER         a second thread: every ioctl against mmap, munmap,
+ *                     mremap, mprotect and fork of the same memory; only
+ *                     the documented errnos, no kernel report
  * The VM harness fails the run on any oops, WARN or KFENCE report too.
  */
 #include <poll.h>
@@ -587,6 +590,152 @@ static void t_memcg_mremap(void)
 	close(fd);
 }
 
+/* ---- a second thread: ioctls against VMA changes ---- */
+
+#define RACE_SLOTS 8
+#define RACE_SLOT (16 * PAGE)
+
+struct race {
+	int fd;
+	char *region;		/* RACE_SLOTS slots, each mapped or not */
+	atomic_int stop;
+	long calls, refused;
+};
+
+static uint32_t race_rand(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* A random page-aligned sub-range of the region (may span slots). */
+static struct wbdev_range race_range(struct race *r, uint32_t *s)
+{
+	size_t first = race_rand(s) % (RACE_SLOTS * RACE_SLOT / PAGE);
+	size_t n = 1 + race_rand(s) % 24;
+	struct wbdev_range rg = { (uintptr_t)r->region + first * PAGE,
+				  n * PAGE };
+
+	return rg;
+}
+
+/* Thread 1: ioctls, read and write on whatever is mapped right now. */
+static void *race_ioctls(void *p)
+{
+	struct race *r = p;
+	uint32_t s = 12345;
+	uint64_t buf[64];
+
+	while (!atomic_load(&r->stop)) {
+		struct wbdev_range rg = race_range(r, &s);
+		struct wbdev_collect_arg c = {
+			.start = rg.start, .len = rg.len, .buf = (uintptr_t)buf,
+			.max = 64, .flags = WBDEV_IOC_COLLECT_REPROTECT,
+		};
+		uint64_t addr = rg.start;
+		struct wbdev_info info;
+		int ret = 0;
+
+		switch (race_rand(&s) % 7) {
+		case 0:
+			ret = ioctl(r->fd, WBDEV_IOC_PROTECT, &rg);
+			break;
+		case 1:
+			ret = ioctl(r->fd, WBDEV_IOC_COLLECT, &c);
+			break;
+		case 2:
+			ret = ioctl(r->fd, WBDEV_IOC_UNPROTECT, &rg);
+			break;
+		case 3:
+			ret = ioctl(r->fd, WBDEV_IOC_DISCARD, &rg);
+			break;
+		case 4:
+			ret = ioctl(r->fd, WBDEV_IOC_INFO, &info);
+			break;
+		case 5:
+			ret = write(r->fd, &addr, 8) == 8 ? 0 : -1;
+			break;
+		case 6:
+			ret = read(r->fd, buf, sizeof(buf)) >= 0 ? 0 : -1;
+			break;
+		}
+		r->calls++;
+		if (ret) {
+			/* not (all) mapped, or mprotect'ed read-only */
+			CHECK(errno == EFAULT || errno == EACCES ||
+			      errno == ENOMEM, "unexpected errno");
+			r->refused++;
+		}
+	}
+	return NULL;
+}
+
+/* Thread 2 (main): change the VMAs under it. */
+static void t_race(const char *arg)
+{
+	long iters = arg ? atol(arg) * 100 : 2000;
+	struct race r = { 0 };
+	uint32_t s = 777;
+	pthread_t t;
+	long forks = 0;
+
+	r.fd = dev_open();
+	r.region = mmap(NULL, RACE_SLOTS * RACE_SLOT, PROT_NONE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(r.region != MAP_FAILED, "region");
+	CHECK(ioctl(r.fd, WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_COPY) == 0,
+	      "fork mode");
+	CHECK(pthread_create(&t, NULL, race_ioctls, &r) == 0, "thread");
+	for (long i = 0; i < iters; i++) {
+		char *slot = r.region + (race_rand(&s) % RACE_SLOTS) * RACE_SLOT;
+		size_t off = (race_rand(&s) % 16) * PAGE;
+		pid_t pid;
+
+		switch (race_rand(&s) % 7) {
+		case 0:
+		case 1:	/* map a slot afresh, and write to it */
+			if (mmap(slot, RACE_SLOT, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_FIXED, r.fd, 0) == slot)
+				memset(slot, 1, RACE_SLOT);
+			break;
+		case 2:	/* unmap a part (or a hole: harmless) */
+			mmap(slot + off, PAGE, PROT_NONE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+			break;
+		case 3:	/* a move, refused; a shrink */
+			mremap(slot, RACE_SLOT, RACE_SLOT,
+			       MREMAP_MAYMOVE | MREMAP_FIXED,
+			       r.region + ((race_rand(&s) % RACE_SLOTS) *
+					   RACE_SLOT));
+			mremap(slot, RACE_SLOT, RACE_SLOT - PAGE, 0);
+			break;
+		case 4:
+			mprotect(slot + off, PAGE, PROT_READ);
+			break;
+		case 5:	/* punch a page (fails where not ours) */
+			madvise(slot + off, PAGE, MADV_REMOVE);
+			break;
+		case 6:
+			if (race_rand(&s) % 8)
+				break;
+			pid = fork();
+			if (!pid)
+				_exit(0);
+			CHECK(pid > 0 && waitpid(pid, NULL, 0) == pid, "fork");
+			forks++;
+			break;
+		}
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(t, NULL);
+	printf("  %ld VMA changes, %ld forks, %ld ioctls (%ld refused)\n",
+	       iters, forks, r.calls, r.refused);
+	munmap(r.region, RACE_SLOTS * RACE_SLOT);
+	close(r.fd);
+}
+
 struct test {
 	const char *name;
 	void (*fn)(void);
@@ -604,6 +753,7 @@ static const struct test tests[] = {
 	{ "stub-release", t_stub_release, NULL },
 	{ "fork-sparse", t_fork_sparse, NULL },
 	{ "memcg-mremap", t_memcg_mremap, NULL },
+	{ "race", NULL, t_race },
 };
 
 int main(int argc, char **argv)
