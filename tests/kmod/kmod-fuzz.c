@@ -10,7 +10,13 @@
  * buffers, or the ioctl over sub-ranges with and without re-protection),
  * discard (ioctl or MADV_REMOVE), unprotect (WBDEV_IOC_UNPROTECT of a run,
  * sometimes one page too long), fork with copy (the child checks every
- * page's contents), content checks.
+ * page's contents), content checks; writes through kernel pins
+ * (process_vm_writev of a run), mremap (a move, which is refused, or a
+ * shrink), and shmem_enabled switched between never, advise and always
+ * with MADV_HUGEPAGE on an area (when run as root).  Pinned O_DIRECT
+ * writes need a block device, which the guest has not.
+ *
+ * Outside CI: kmod-fuzz 1000000 (make check-vm-stress); CI runs 100000.
  *
  * Per page the oracle knows: prot (the next write must be recorded), must
  * (a recorded write is pending: the page must be reported), may (written
@@ -21,6 +27,8 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #include "kmod-util.h"
@@ -45,7 +53,8 @@ static int fd;
 static uint64_t rng_state;
 static uint64_t stamp = 1;	/* values written are unique */
 static long n_reported, n_false, n_lost_checks, n_forks, n_writes;
-static long n_unprotects, n_unprotect_refused;
+static long n_unprotects, n_unprotect_refused, n_pinned, n_mremaps;
+static int thp_knob = -1;	/* fd of shmem_enabled, if writable */
 
 static uint64_t rnd(void)
 {
@@ -407,6 +416,76 @@ static void op_unprotect(void)
 	n_unprotects++;
 }
 
+/* Write a run through the kernel's pins of it (process_vm_writev). */
+static void op_pinned_write(void)
+{
+	uint64_t src[MAXP * PAGE / 8];
+	int a, p0, p1;
+
+	if (!pick_run(&a, &p0, &p1))
+		return;
+	for (int p = p0; p < p1; p++)
+		src[(p - p0) * PAGE / 8] = stamp++;
+	for (int p = p0; p < p1; p++)	/* the rest of each page as is */
+		memcpy((char *)&src[(p - p0) * PAGE / 8] + 8,
+		       (char *)word(a, p) + 8, PAGE - 8);
+	struct iovec l = { src, (size_t)(p1 - p0) * PAGE };
+	struct iovec r = { word(a, p0), l.iov_len };
+
+	CHECK(syscall(SYS_process_vm_writev, getpid(), &l, 1, &r, 1, 0) ==
+	      (long)l.iov_len, "process_vm_writev");
+	for (int p = p0; p < p1; p++)
+		note_write(a, p, src[(p - p0) * PAGE / 8]);
+	n_pinned++;
+}
+
+/*
+ * mremap: a move is refused (EINVAL) and changes nothing; a shrink of a
+ * whole area unmaps its tail like munmap.
+ */
+static void op_mremap(void)
+{
+	int a = rn(MAXA), n = areas[a].npages, keep;
+
+	if (!areas[a].base)
+		return;
+	for (int p = 0; p < n; p++)
+		if (!areas[a].pg[p].mapped)
+			return;		/* only whole areas */
+	char *dst = mmap(NULL, (size_t)n * PAGE, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(dst != MAP_FAILED, "mremap target");
+	CHECK_ERRNO(mremap(areas[a].base, (size_t)n * PAGE, (size_t)n * PAGE,
+			   MREMAP_MAYMOVE | MREMAP_FIXED, dst), EINVAL);
+	munmap(dst, (size_t)n * PAGE);
+	keep = 1 + rn(n);
+	if (keep < n) {
+		CHECK(mremap(areas[a].base, (size_t)n * PAGE,
+			     (size_t)keep * PAGE, 0) == areas[a].base,
+		      "mremap shrink");
+		for (int p = keep; p < n; p++)
+			areas[a].pg[p] = (struct page_state){ 0 };
+	}
+	n_mremaps++;
+}
+
+/* Huge pages on or off for the module's shmem (it must not use them). */
+static void op_thp(void)
+{
+	static const char *const modes[] = { "never", "advise", "always" };
+	const char *m = modes[rn(3)];
+	int a = rn(MAXA);
+
+	if (thp_knob < 0)
+		return;
+	CHECK(pwrite(thp_knob, m, strlen(m), 0) == (ssize_t)strlen(m),
+	      "shmem_enabled %s", m);
+	if (areas[a].base)
+		madvise(areas[a].base, (size_t)areas[a].npages * PAGE,
+			MADV_HUGEPAGE);	/* may fail on a split area */
+}
+
 static int check_contents(void)
 {
 	for (int a = 0; a < MAXA; a++)
@@ -475,6 +554,8 @@ int main(int argc, char **argv)
 	printf("fuzz: %ld operations, seed %llu\n", ops,
 	       (unsigned long long)rng_state);
 	fd = dev_open();
+	thp_knob = open("/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+			O_WRONLY);
 	pthread_barrier_init(&go, NULL, NTHREADS + 1);
 	pthread_barrier_init(&done, NULL, NTHREADS + 1);
 	for (long i = 0; i < NTHREADS; i++)
@@ -502,8 +583,14 @@ int main(int argc, char **argv)
 			op_collect();
 		else if (r < 950)
 			op_discard();
-		else if (r < 990)
+		else if (r < 980)
 			op_unprotect();
+		else if (r < 985)
+			op_pinned_write();
+		else if (r < 988)
+			op_mremap();
+		else if (r < 990)
+			op_thp();
 		else if (r < 991 && i % 4 == 0)
 			op_fork();
 		else if (r >= 995)
@@ -516,9 +603,12 @@ int main(int argc, char **argv)
 		pthread_join(t[i], NULL);
 	printf("fuzz: %ld ops in %.1f s: %ld page writes, %ld reports, "
 	       "%ld false reports, %ld full no-loss checks, %ld forks, "
-	       "%ld unprotects (%ld refused)\n", ops, now_sec() - t0,
+	       "%ld unprotects (%ld refused), %ld pinned writes, "
+	       "%ld mremaps\n", ops, now_sec() - t0,
 	       n_writes, n_reported, n_false, n_lost_checks, n_forks,
-	       n_unprotects, n_unprotect_refused);
+	       n_unprotects, n_unprotect_refused, n_pinned, n_mremaps);
+	if (thp_knob >= 0)
+		CHECK(pwrite(thp_knob, "never", 5, 0) == 5, "shmem_enabled");
 	/* the design makes no extra reports: every report is a real write */
 	CHECK(n_false == 0, "%ld false reports", n_false);
 	printf("PASS fuzz\n");
