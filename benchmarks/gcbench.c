@@ -12,14 +12,7 @@
  * callback and ends with one machine-readable line starting "RESULT" that
  * benchmarks/compare parses.
  *
- * Pause definition: a pause is the interval during which the collector
- * holds the mutator for one collection step that stops the world: from the
- * first of GC_EVENT_START / PRE_STOP_WORLD / MARK_START / RECLAIM_START to
- * GC_EVENT_END (full collections), to RECLAIM_END (incremental cycle
- * finished) or to POST_START_WORLD when world-stopped marking was abandoned
- * (time limit reached, marking continues incrementally).  The small
- * incremental mark steps taken inside allocations between these are not
- * counted as pauses; their cost shows in the total time.
+ * Pauses are defined in gc_pause.h.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,6 +23,9 @@
 #include <time.h>
 
 #include <gc.h>
+
+#include "bench_util.h"
+#include "gc_pause.h"
 
 struct node {
 	struct node *left;
@@ -47,82 +43,6 @@ struct params {
 	int incremental;
 	int quiet;
 };
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* Pause accounting, updated from the collector's event callback (called
- * with the allocation lock held, so no extra locking is needed). */
-static struct {
-	int open;		/* a pause is in progress */
-	int full;		/* opened by GC_EVENT_START: ends at END */
-	int marked;		/* MARK_END seen in this pause */
-	double start_ms;
-	double total_ms;
-	double max_ms;
-	unsigned long count;
-} gc_pause;
-
-static void pause_open(int full)
-{
-	gc_pause.open = 1;
-	gc_pause.full = full;
-	gc_pause.marked = 0;
-	gc_pause.start_ms = now_ms();
-}
-
-static void pause_close(void)
-{
-	double len = now_ms() - gc_pause.start_ms;
-
-	gc_pause.open = 0;
-	gc_pause.total_ms += len;
-	if (len > gc_pause.max_ms)
-		gc_pause.max_ms = len;
-	gc_pause.count++;
-}
-
-static void on_collection_event(GC_EventType ev)
-{
-	switch (ev) {
-	case GC_EVENT_START:
-		if (!gc_pause.open)
-			pause_open(1);
-		else
-			gc_pause.full = 1;
-		break;
-	case GC_EVENT_PRE_STOP_WORLD:
-	case GC_EVENT_MARK_START:
-	case GC_EVENT_RECLAIM_START:
-		if (!gc_pause.open)
-			pause_open(0);
-		break;
-	case GC_EVENT_MARK_END:
-		gc_pause.marked = 1;
-		break;
-	case GC_EVENT_POST_START_WORLD:
-		/* World restarted without MARK_END: marking was abandoned and
-		 * goes on incrementally; the mutator runs again. */
-		if (gc_pause.open && !gc_pause.full && !gc_pause.marked)
-			pause_close();
-		break;
-	case GC_EVENT_RECLAIM_END:
-		if (gc_pause.open && !gc_pause.full)
-			pause_close();
-		break;
-	case GC_EVENT_END:
-		if (gc_pause.open)
-			pause_close();
-		break;
-	default:
-		break;
-	}
-}
 
 static struct node *new_node(struct node *left, struct node *right)
 {
@@ -204,19 +124,6 @@ static void usage(FILE *f)
 		"  --depth-step N        depth increment (2)\n"
 		"  --incremental         call GC_enable_incremental()\n"
 		"  --quiet               only the DEPTH and RESULT lines\n");
-}
-
-static int parse_int(const char *s, long lo, long hi, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *s == '\0' || *end != '\0' || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
 }
 
 static void parse_args(int argc, char **argv, struct params *p)

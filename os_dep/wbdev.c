@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "wbdev_backend.h"
@@ -110,6 +111,11 @@ static int check_range(const wbdev_t *w, const void *addr, size_t len)
 	return 0;
 }
 
+/*
+ * The mapping table grows by mmap, not realloc: a collector maps heap
+ * memory while its world is stopped, and a stopped thread may hold the
+ * malloc arena lock.
+ */
 static int reserve_maps(wbdev_t *w, size_t extra)
 {
 	struct wbdev_mapping *m;
@@ -120,9 +126,14 @@ static int reserve_maps(wbdev_t *w, size_t extra)
 	cap = w->maps_cap ? w->maps_cap * 2 : 16;
 	while (cap < w->nmaps + extra)
 		cap *= 2;
-	m = realloc(w->maps, cap * sizeof(*m));
-	if (!m)
+	m = mmap(NULL, cap * sizeof(*m), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
 		return -ENOMEM;
+	if (w->maps) {
+		memcpy(m, w->maps, w->nmaps * sizeof(*m));
+		munmap(w->maps, w->maps_cap * sizeof(*m));
+	}
 	w->maps = m;
 	w->maps_cap = cap;
 	return 0;
@@ -305,7 +316,8 @@ int wbdev_close(wbdev_t *w)
 	w->magic = WBDEV_MAGIC_CLOSED;
 	pthread_mutex_unlock(&w->lock);
 	pthread_mutex_destroy(&w->lock);
-	free(w->maps);
+	if (w->maps)
+		munmap(w->maps, w->maps_cap * sizeof(w->maps[0]));
 	free(w);
 	return err;
 }
