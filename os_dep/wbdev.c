@@ -116,6 +116,19 @@ static int check_range(const wbdev_t *w, const void *addr, size_t len)
  * memory while its world is stopped, and a stopped thread may hold the
  * malloc arena lock.
  */
+/* WBDEV_TEST_FAIL_COLLECT=N (N >= 1): a testing aid, see wbdev.h. */
+static unsigned long test_fail_collect_env(void)
+{
+	const char *s = getenv("WBDEV_TEST_FAIL_COLLECT");
+	char *end;
+	unsigned long n;
+
+	if (!s || !*s)
+		return 0;
+	n = strtoul(s, &end, 10);
+	return *end ? 0 : n;
+}
+
 static int reserve_maps(wbdev_t *w, size_t extra)
 {
 	struct wbdev_mapping *m;
@@ -243,6 +256,7 @@ int wbdev_open(wbdev_t **out, const struct wbdev_options *opts)
 	if (!w)
 		return -ENOMEM;
 	w->page_size = (size_t)ps;
+	w->fail_collect_at = test_fail_collect_env();
 	if (opts) {
 		w->log = opts->log;
 		w->log_arg = opts->log_arg;
@@ -508,6 +522,12 @@ int wbdev_collect(wbdev_t *w, struct wbdev_collect *c)
 		n.cursor = start;
 	if (n.cursor < start || n.cursor > end)
 		goto out;
+	if (++w->collects == w->fail_collect_at) {
+		wbdev_log(w, "WBDEV_TEST_FAIL_COLLECT: collect #%lu fails",
+			  w->collects);
+		err = -EIO;
+		goto out;
+	}
 	err = w->ops->collect(w, &n);
 	if (err >= 0) {
 		c->count = n.count;

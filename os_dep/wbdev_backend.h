@@ -28,6 +28,10 @@ struct wbdev {
 	struct wbdev_mapping *maps;	/* sorted, non-overlapping */
 	size_t nmaps, maps_cap;
 	struct wbdev_stats stats;	/* backends bump the call counters */
+	/* Testing aid (WBDEV_TEST_FAIL_COLLECT=N): the N-th wbdev_collect
+	 * fails with -EIO, as a backend that lost tracking would; 0: off. */
+	unsigned long fail_collect_at;
+	unsigned long collects;
 	/*
 	 * Serialises every API call on the handle (the core takes it; ops
 	 * run with it held).  Held from wbdev_fork_prepare() until

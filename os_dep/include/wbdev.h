@@ -166,6 +166,12 @@ int wbdev_unprotect(wbdev_t *w, void *addr, size_t len);
 /* Flags for struct wbdev_collect. */
 #define WBDEV_COLLECT_REPROTECT 0x1u	/* protect the returned pages again */
 
+/*
+ * Testing aid: with the environment variable WBDEV_TEST_FAIL_COLLECT=N
+ * (read by wbdev_open), the N-th wbdev_collect call on the handle fails
+ * with -EIO and changes nothing, as when a backend loses tracking; it
+ * lets a caller's recovery path be tested.  Unset or invalid: off.
+ */
 struct wbdev_collect {
 	/* In: range to scan; start NULL and len 0 mean all tracked memory.
 	 * Collection costs O(range) at most: ask only for what you need. */
