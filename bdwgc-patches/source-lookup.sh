@@ -31,6 +31,6 @@ default_tarball_dir() {
 how_to_get() {
 	case $1 in
 	8.2.2) echo "run scripts/fetch-bdwgc (make bdwgc-fetch) or pass --tarball-dir DIR holding $src_tarball" ;;
-	*) echo "get $src_tarball (git archive --prefix=bdwgc-$1/ of upstream bdwgc, see bdwgc-patches/README.md) and pass --tarball-dir DIR or set WBDEV_UPSTREAM_DIR" ;;
+	*) echo "get $src_tarball (a git archive of upstream bdwgc, see bdwgc-patches/README.md) and name its directory with --tarball-dir DIR, WBDEV_UPSTREAM_DIR=DIR or configure --with-bdwgc-upstream-dir=DIR" ;;
 	esac
 }
