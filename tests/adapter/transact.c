@@ -43,6 +43,7 @@ struct shared {
 	_Atomic uint64_t *mem;		/* word 0 of each page */
 	size_t words_per_page;
 	atomic_int stop;
+	atomic_uint round;		/* bumped by the scanner */
 	unsigned int seed;
 };
 
@@ -61,26 +62,43 @@ static uint32_t next_rand(uint32_t *s)
 	return *s;
 }
 
-/* Store unique values into the pages this writer owns (page % NWRITERS). */
+/*
+ * Store unique values into the pages this writer owns (page % NWRITERS),
+ * a burst of up to BURST stores per scanner round, spread by short naps
+ * so that it overlaps the scanner's collection; then sleep until the next
+ * round, so that the scanner is not starved of a CPU (2-CPU machines,
+ * qemu).
+ */
+#define BURST 512
 static void *writer_main(void *p)
 {
 	struct writer *wr = p;
 	struct shared *sh = wr->sh;
 	uint32_t r = sh->seed * 2654435761u + (uint32_t)wr->id + 1;
+	const struct timespec nap = { 0, 20000 };
 
 	while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
-		size_t pg = (next_rand(&r) % (NPAGES / NWRITERS)) * NWRITERS +
-			    (size_t)wr->id;
-		uint64_t v = (uint64_t)(wr->id + 1) << 56 |
-			     (atomic_load_explicit(&wr->stores,
-						   memory_order_relaxed) + 1);
+		unsigned int round = atomic_load(&sh->round);
+		uint32_t n = 1 + next_rand(&r) % BURST;
 
-		atomic_store_explicit(&sh->mem[pg * sh->words_per_page], v,
-				      memory_order_relaxed);
-		/* leave the scanner a CPU now and then (2-CPU machines) */
-		if (atomic_fetch_add_explicit(&wr->stores, 1,
-					      memory_order_relaxed) % 64 == 63)
-			sched_yield();
+		for (uint32_t i = 0; i < n; i++) {
+			size_t pg = (next_rand(&r) % (NPAGES / NWRITERS)) *
+				    NWRITERS + (size_t)wr->id;
+			uint64_t v = (uint64_t)(wr->id + 1) << 56 |
+				     (atomic_load_explicit(&wr->stores,
+							   memory_order_relaxed) + 1);
+
+			atomic_store_explicit(&sh->mem[pg * sh->words_per_page],
+					      v, memory_order_relaxed);
+			atomic_fetch_add_explicit(&wr->stores, 1,
+						  memory_order_relaxed);
+			/* spread the burst over the scanner's collection */
+			if (i % 64 == 63)
+				nanosleep(&nap, NULL);
+		}
+		while (atomic_load(&sh->round) == round &&
+		       !atomic_load_explicit(&sh->stop, memory_order_relaxed))
+			nanosleep(&nap, NULL);
 	}
 	return NULL;
 }
@@ -167,6 +185,7 @@ int main(int argc, char **argv)
 	}
 	for (long k = 0; k < rounds + 2; k++) {
 		if (k < rounds) {
+			atomic_fetch_add(&sh.round, 1);
 			wait_writers(wr, last);
 		} else if (k == rounds) {	/* two quiet rounds to drain */
 			atomic_store(&sh.stop, 1);
