@@ -38,6 +38,7 @@
 
 #include "bench_util.h"
 #include "gc_pause.h"
+#include "gc_vdb_name.h"
 
 /* One old tree: 2^(OLD_DEPTH+1)-1 nodes of 32 bytes, about 1 MiB. */
 #define OLD_DEPTH 14
@@ -122,35 +123,6 @@ static struct params P = {
 static struct onode **trees;	/* GC-allocated: the old heap's roots */
 static long ntrees;
 
-/* Which VDB runs: bdwgc master says it with GC_get_actual_vdb; the
- * wbdev-patched 8.2 trees have GC_get_vdb_name (absent in stock 8.2). */
-#ifndef GC_VDB_MPROTECT
-extern const char *GC_get_vdb_name(void) __attribute__((weak));
-#endif
-
-static const char *vdb_name(void)
-{
-#ifdef GC_VDB_MPROTECT
-	switch (GC_get_actual_vdb()) {
-#ifdef GC_VDB_WBDEV
-	case GC_VDB_WBDEV:
-		return "wbdev";
-#endif
-	case GC_VDB_UFFDWP:
-		return "uffdwp";
-	case GC_VDB_SOFT:
-		return "soft-dirty";
-	case GC_VDB_MPROTECT:
-		return "mprotect";
-	case GC_VDB_NONE:
-		return "none";
-	default:
-		return "other";
-	}
-#else
-	return GC_get_vdb_name ? GC_get_vdb_name() : "unknown";
-#endif
-}
 
 static uint64_t node_check(uint64_t key)
 {
@@ -468,6 +440,6 @@ int main(int argc, char **argv)
 	       (unsigned long)GC_get_heap_size(), gc_pause.count,
 	       gc_pause.total_ms, gc_pause.max_ms, ru.ru_maxrss, P.live_mb,
 	       P.threads, P.store_every, GC_is_incremental_mode(),
-	       vdb_name());
+	       gc_vdb_name());
 	return 0;
 }

@@ -123,7 +123,7 @@ static void collect_and_verify(const char *who, unsigned long long seed)
 	GC_gcollect();
 	nodes = verify(who);
 	printf("%s: ok, %ld nodes verified, VDB: %s\n", who, nodes,
-	       test_vdb_name());
+	       gc_vdb_name());
 	fflush(stdout);
 }
 
@@ -159,7 +159,7 @@ int main(void)
 					if (n->check != ~n->value)
 						n->check = ~n->value;
 			collect_and_verify("child", 1000 + f);
-			CHECK(strncmp(test_vdb_name(), "wbdev", 5) == 0 ||
+			CHECK(strncmp(gc_vdb_name(), "wbdev", 5) == 0 ||
 			      getenv("WBDEV_TEST_ALLOW_FALLBACK"),
 			      "child left the wbdev VDB");
 			_exit(0);

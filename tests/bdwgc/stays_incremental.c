@@ -47,7 +47,7 @@ int main(int argc, char **argv)
 	CHECK(GC_is_incremental_mode(),
 	      "incremental mode was switched off with a %lu MiB heap",
 	      (unsigned long)(GC_get_heap_size() >> 20));
-	vdb = test_vdb_name();
+	vdb = gc_vdb_name();
 	CHECK(strncmp(vdb, "wbdev", 5) == 0, "VDB is now %s", vdb);
 	GC_gcollect();
 	for (i = n - 1; i >= 0; i--, head = head->next) {

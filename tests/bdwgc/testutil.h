@@ -14,6 +14,8 @@
 
 #include "gc.h"
 
+#include "../../benchmarks/gc_vdb_name.h"	/* gc_vdb_name() */
+
 #define CHECK(cond, ...)                                                \
 	do {                                                            \
 		if (!(cond)) {                                          \
@@ -25,32 +27,6 @@
 		}                                                       \
 	} while (0)
 
-/* The VDB in use: GC_get_vdb_name() of the 8.2 series; bdwgc master's
- * series reports it through GC_get_actual_vdb() (GC_VDB_WBDEV) instead,
- * so there the name is only the VDB's, without the backend. */
-static inline const char *test_vdb_name(void)
-{
-#ifdef GC_VDB_WBDEV
-	switch (GC_get_actual_vdb()) {
-	case GC_VDB_WBDEV:
-		return "wbdev";
-	case GC_VDB_UFFDWP:
-		return "uffdwp";
-	case GC_VDB_SOFT:
-		return "soft-dirty";
-	case GC_VDB_MPROTECT:
-		return "mprotect";
-	case GC_VDB_MANUAL:
-		return "manual";
-	case GC_VDB_NONE:
-		return "none";
-	default:
-		return "other";
-	}
-#else
-	return GC_get_vdb_name();
-#endif
-}
 
 /* Turn incremental mode on and insist that the wbdev VDB runs, unless
  * WBDEV_TEST_ALLOW_FALLBACK is set (to show a stock VDB failing). */
@@ -60,7 +36,7 @@ static inline const char *test_enable_incremental(void)
 
 	GC_INIT();
 	GC_enable_incremental();
-	vdb = test_vdb_name();
+	vdb = gc_vdb_name();
 	printf("VDB: %s\n", vdb);
 	fflush(stdout);
 	if (!getenv("WBDEV_TEST_ALLOW_FALLBACK"))
