@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wbdev.c - adapter core: backend selection, argument checking, the
  * handle's list of tracked mappings, locking.  System calls live in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wbdev_backend.h - internal: the ops table each backend implements.
  * Not installed.  wbdev.c (the core) validates arguments common to all

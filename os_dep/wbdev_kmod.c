@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wbdev_kmod.c - adapter backend over the wbdev kernel module (/dev/wbdev,
  * os_dep/kmod; interface in os_dep/include/linux/wbdev.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wbdev_uffd.c - adapter backend without a module (Linux >= 6.7):
  * userfaultfd in asynchronous write-protect mode records writes in the

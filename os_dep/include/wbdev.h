@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wbdev.h - write-barrier device adapter: one C API over several backends.
  *
