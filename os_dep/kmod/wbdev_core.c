@@ -5,15 +5,18 @@
  * Each mmap of the device is backed by its own shmem file (swappable,
  * charged to the caller's memory cgroup).  Our vm_ops wrap shmem's fault
  * and add page_mkwrite, which records the first write to a write-protected
- * page in a per-mapping dirty bitmap; folio_mkclean() write-protects pages
- * again.  The user-visible semantics are documented in
+ * page in a per-mapping dirty bitmap; page-table walks over runs of pages
+ * (wp_shared_mapping_range) or folio_mkclean() for a page on its own
+ * write-protect pages again (wbdev_log.c).  The user-visible semantics are documented in
  * include/uapi/linux/wbdev.h (os_dep/include/linux/wbdev.h) and wbdev(4).
  *
  * Locking order: mmap_lock -> ctx->lock -> folio lock -> area->lock.
  * area->lock (a spinlock) guards the bitmap and ndirty of one area; a bit
  * is set only with the page's folio locked (page_mkwrite), and cleared for
- * re-protection only after folio_mkclean() under the same folio lock, so a
- * write can never slip between "reported" and "protected again".
+ * re-protection only under the same folio lock, either after
+ * folio_mkclean() or before a walk that write-protects the page (a
+ * page_mkwrite in between sets the bit again), so a write can never slip
+ * between "reported" and "protected again".
  * WBDEV_IOC_UNPROTECT takes write faults holding only the mmap lock for
  * reading, as a fault of the process would.
  *
@@ -65,7 +68,13 @@ static void wbdev_ctx_put(struct wbdev_ctx *ctx)
 
 static vm_fault_t wbdev_fault(struct vm_fault *vmf)
 {
-	return wbdev_shmem_vm_ops->fault(vmf);
+	vm_fault_t ret = wbdev_shmem_vm_ops->fault(vmf);
+
+	if (!(ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY)) &&
+	    vmf->page)
+		wbdev_note_folio(vmf->vma->vm_private_data,
+				 page_folio(vmf->page));
+	return ret;
 }
 
 static vm_fault_t wbdev_map_pages(struct vm_fault *vmf, pgoff_t start,
@@ -372,6 +381,12 @@ static int wbdev_mmap(struct file *file, struct vm_area_struct *vma)
 	area->shm = get_file(shm);
 	area->base = vma->vm_start;
 	area->npages = npages;
+	wbdev_window_init(area);
+	if (area->ndirty) {
+		/* a fork copy: its bits may be anywhere */
+		area->dfirst = 0;
+		area->dlast = npages - 1;
+	}
 	kref_get(&ctx->ref);
 
 	/*

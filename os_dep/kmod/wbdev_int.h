@@ -63,6 +63,15 @@ struct wbdev_area {
 	pgoff_t npages;
 	unsigned long *dirty;		/* bitmap of logged pages */
 	unsigned long ndirty;
+	/* every set bit of dirty is in [dfirst, dlast]; empty: dfirst > dlast */
+	pgoff_t dfirst, dlast;
+	/*
+	 * Sticky hints for choosing how to write-protect (wbdev_log.c):
+	 * pages taken by read(2) or COLLECT without REPROTECT stay writable
+	 * and unlogged (unlogged), a large folio was faulted in (large).
+	 */
+	bool unlogged;
+	bool large;
 	spinlock_t lock;		/* dirty, ndirty */
 	atomic_t nvmas;			/* VMAs of ctx->mm using this area */
 };
@@ -111,6 +120,8 @@ void wbdev_mark_range(struct wbdev_area *area, pgoff_t first, pgoff_t n);
 void wbdev_mark(struct wbdev_area *area, pgoff_t pgoff);
 void wbdev_mark_folio(struct wbdev_area *area, struct folio *folio);
 void wbdev_unmark_range(struct wbdev_area *area, pgoff_t first, pgoff_t n);
+void wbdev_window_init(struct wbdev_area *area);
+void wbdev_note_folio(struct wbdev_area *area, struct folio *folio);
 void wbdev_protect_pgoffs(struct wbdev_area *area, pgoff_t first,
 			  pgoff_t last);
 long wbdev_collect_user(struct wbdev_ctx *ctx, unsigned long start,

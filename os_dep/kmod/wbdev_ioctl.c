@@ -34,6 +34,8 @@ ssize_t wbdev_write(struct file *file, const char __user *buf,
 	while (done < n && !err) {
 		size_t i, want = min_t(size_t, n - done, WBDEV_CHUNK);
 		struct vm_area_struct *vma = NULL;
+		struct wbdev_area *run = NULL;
+		pgoff_t run_first = 0, run_last = 0;
 
 		if (copy_from_user(kbuf, buf + done * sizeof(u64),
 				   want * sizeof(u64))) {
@@ -58,9 +60,22 @@ ssize_t wbdev_write(struct file *file, const char __user *buf,
 				break;
 			}
 			pgoff = wbdev_vma_pgoff(vma, addr);
-			wbdev_protect_pgoffs(area, pgoff, pgoff);
+			/* ascending neighbours are protected as one run */
+			if (area == run && pgoff >= run_first &&
+			    pgoff <= run_last + 1) {
+				run_last = max(run_last, pgoff);
+			} else {
+				if (run)
+					wbdev_protect_pgoffs(run, run_first,
+							     run_last);
+				run = area;
+				run_first = pgoff;
+				run_last = pgoff;
+			}
 			done++;
 		}
+		if (run)
+			wbdev_protect_pgoffs(run, run_first, run_last);
 		mmap_read_unlock(mm);
 		if (fatal_signal_pending(current) && !err)
 			err = -EINTR;

@@ -965,6 +965,51 @@ static void *mt_read(void *p)
 }
 
 /* Many writer threads and two collecting threads at once. */
+/*
+ * Collect with re-protection protects nearby dirty pages with one
+ * page-table walk: they must really be protected again, also after an
+ * mprotect() round trip (which makes a dirty read-only PTE of a shared
+ * mapping writable without a fault), and a page that read(2) left
+ * writable stays writable even between two dirty pages of one walk.
+ */
+static void t_span_protect(void)
+{
+	int fd = dev_open();
+	char *a = dev_map(fd, 64 * PAGE);
+	uint64_t two[2] = { (uintptr_t)a, (uintptr_t)a + 8 * PAGE };
+	size_t n;
+
+	memset(a, 1, 64 * PAGE);
+	n = dev_collect(fd, logbuf, 1 << 16, WBDEV_IOC_COLLECT_REPROTECT);
+	CHECK(n == 64, "first collect n=%zu", n);
+	for (int round = 0; round < 2; round++) {
+		CHECK(mprotect(a, 64 * PAGE, PROT_READ) == 0 &&
+		      mprotect(a, 64 * PAGE, PROT_READ | PROT_WRITE) == 0,
+		      "mprotect round trip");
+		for (int i = 0; i < 64; i += 3)
+			a[i * PAGE] = 2;
+		n = dev_collect(fd, logbuf, 1 << 16,
+				WBDEV_IOC_COLLECT_REPROTECT);
+		CHECK(n == 22, "round %d: after mprotect n=%zu", round, n);
+	}
+	memset(a, 3, 64 * PAGE);
+	n = dev_read_all(fd, logbuf, 64);
+	CHECK(n == 64, "read n=%zu", n);
+	CHECK(dev_protect_list(fd, two, 2) == 2, "protect 2");
+	a[0] = 4;
+	a[8 * PAGE] = 4;
+	n = dev_collect(fd, logbuf, 1 << 16, WBDEV_IOC_COLLECT_REPROTECT);
+	CHECK(n == 2, "two protected pages n=%zu", n);
+	a[4 * PAGE] = 4;	/* left writable by read(2): not logged */
+	n = dev_collect(fd, logbuf, 1 << 16, WBDEV_IOC_COLLECT_REPROTECT);
+	CHECK(n == 0, "a page read(2) returned was protected n=%zu", n);
+	a[0] = 5;
+	n = dev_collect(fd, logbuf, 1 << 16, WBDEV_IOC_COLLECT_REPROTECT);
+	CHECK(n == 1 && logbuf[0] == (uintptr_t)a, "page 0 again n=%zu", n);
+	munmap(a, 64 * PAGE);
+	close(fd);
+}
+
 static void t_threads(void)
 {
 	enum { T = 6, PAGES = 512 };
@@ -1126,6 +1171,7 @@ static const struct test tests[] = {
 	{ "unprotect-bad", t_unprotect_bad },
 	{ "unprotect-race", t_unprotect_race },
 	{ "unprotect-kill", t_unprotect_kill },
+	{ "span-protect", t_span_protect },
 	{ "threads", t_threads },
 	{ "leak", t_leak },
 	{ "unload", t_unload },	/* only when named */
