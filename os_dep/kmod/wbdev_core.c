@@ -54,14 +54,112 @@ static struct vfsmount *wbdev_mnt __ro_after_init;
 static void wbdev_ctx_free(struct kref *ref)
 {
 	struct wbdev_ctx *ctx = container_of(ref, struct wbdev_ctx, ref);
+	struct wbdev_ctx *root = ctx->root;
 
+	if (root) {
+		spin_lock(&root->family_lock);
+		list_del(&ctx->family_node);
+		spin_unlock(&root->family_lock);
+		wbdev_ctx_put(root);
+	}
 	mmdrop(ctx->mm);
 	kfree(ctx);
 }
 
-static void wbdev_ctx_put(struct wbdev_ctx *ctx)
+void wbdev_ctx_put(struct wbdev_ctx *ctx)
 {
 	kref_put(&ctx->ref, wbdev_ctx_free);
+}
+
+/* A new context for mm, in the family of root (NULL: a root). */
+static struct wbdev_ctx *wbdev_ctx_new(struct mm_struct *mm,
+				       struct wbdev_ctx *root)
+{
+	struct wbdev_ctx *ctx = kzalloc(sizeof(*ctx), GFP_KERNEL_ACCOUNT);
+
+	if (!ctx)
+		return NULL;
+	kref_init(&ctx->ref);
+	mutex_init(&ctx->lock);
+	INIT_LIST_HEAD(&ctx->areas);
+	INIT_LIST_HEAD(&ctx->pending);
+	INIT_LIST_HEAD(&ctx->family);
+	INIT_LIST_HEAD(&ctx->family_node);
+	spin_lock_init(&ctx->family_lock);
+	mutex_init(&ctx->settle_lock);
+	init_waitqueue_head(&ctx->wq);
+	ctx->fork_mode = WBDEV_FORK_AUTO;
+	ctx->mm = mm;
+	mmgrab(mm);
+	if (root) {
+		kref_get(&root->ref);
+		ctx->root = root;
+		ctx->fork_mode = READ_ONCE(root->fork_mode);
+	}
+	return ctx;
+}
+
+/**
+ * wbdev_family_ctx() - the context of an address space in a file's family
+ * @ctx: a context of the family (its root or a member)
+ * @mm: the address space
+ * @create: make one if there is none
+ *
+ * Returns a referenced context, or NULL if there is none (or no memory).
+ */
+struct wbdev_ctx *wbdev_family_ctx(struct wbdev_ctx *ctx,
+				   struct mm_struct *mm, bool create)
+{
+	struct wbdev_ctx *root = ctx->root ?: ctx, *pos, *new = NULL;
+
+	if (root->mm == mm) {
+		kref_get(&root->ref);
+		return root;
+	}
+	for (;;) {
+		spin_lock(&root->family_lock);
+		list_for_each_entry(pos, &root->family, family_node) {
+			if (pos->mm == mm && kref_get_unless_zero(&pos->ref)) {
+				spin_unlock(&root->family_lock);
+				if (new)
+					wbdev_ctx_put(new);
+				return pos;
+			}
+		}
+		if (new) {
+			list_add(&new->family_node, &root->family);
+			spin_unlock(&root->family_lock);
+			return new;
+		}
+		spin_unlock(&root->family_lock);
+		if (!create)
+			return NULL;
+		new = wbdev_ctx_new(mm, root);
+		if (!new)
+			return NULL;
+	}
+}
+
+/**
+ * wbdev_file_ctx() - the context of the calling process for a wbdev file
+ * @file: an open /dev/wbdev (or a file made by wbdev_settle())
+ *
+ * The opener's context, or the one fork made for this address space (a
+ * fork child's copies are mapped first, see wbdev_settle()).  Returns a
+ * referenced context or ERR_PTR(-EPERM).
+ */
+struct wbdev_ctx *wbdev_file_ctx(struct file *file)
+{
+	struct wbdev_ctx *ctx;
+
+	if (!current->mm)
+		return ERR_PTR(-EPERM);
+	ctx = wbdev_family_ctx(file->private_data, current->mm, false);
+	if (!ctx)
+		return ERR_PTR(-EPERM);
+	if (READ_ONCE(ctx->unsettled))
+		wbdev_settle(ctx);
+	return ctx;
 }
 
 /* ---- VMAs ---- */
@@ -218,6 +316,9 @@ static const struct file_operations wbdev_shm_fops = {
 static void wbdev_vm_open(struct vm_area_struct *vma)
 {
 	struct wbdev_area *area = vma->vm_private_data;
+	struct wbdev_clone *clone;
+	unsigned long prot;
+	int mode;
 
 	__module_get(THIS_MODULE);
 	if (vma->vm_mm == area->ctx->mm) {
@@ -231,11 +332,29 @@ static void wbdev_vm_open(struct vm_area_struct *vma)
 	 * with SIGBUS and cannot be made writable, holding the copy (if
 	 * armed) for the child to claim.
 	 */
+	mode = READ_ONCE(area->ctx->fork_mode);
 	vma->vm_ops = &wbdev_stub_vm_ops;
 	vma->vm_private_data = NULL;
-	wbdev_vma_deny_write(vma);
-	if (READ_ONCE(area->ctx->fork_mode) == WBDEV_FORK_COPY)
-		vma->vm_private_data = wbdev_fork_copy(vma, area);
+	prot = (vma->vm_flags & VM_READ ? PROT_READ : 0) |
+	       (vma->vm_flags & VM_WRITE ? PROT_WRITE : 0) |
+	       (vma->vm_flags & VM_EXEC ? PROT_EXEC : 0);
+	clone = mode == WBDEV_FORK_STUB ? NULL : wbdev_fork_copy(vma, area);
+	if (clone && mode == WBDEV_FORK_AUTO) {
+		/* the child maps it at its first access (wbdev_settle) */
+		clone->dst = wbdev_family_ctx(area->ctx, vma->vm_mm, true);
+		if (clone->dst) {
+			clone->prot = prot;
+			WRITE_ONCE(clone->dst->unsettled, true);
+		}
+	}
+	/*
+	 * A stub never maps a page (its fault only raises SIGBUS or maps the
+	 * copy elsewhere first); one that will map its copy keeps VM_WRITE
+	 * so that the child's first write reaches the fault handler.
+	 */
+	if (!clone || !clone->dst)
+		wbdev_vma_deny_write(vma);
+	vma->vm_private_data = clone;
 }
 
 static void wbdev_vm_close(struct vm_area_struct *vma)
@@ -282,16 +401,9 @@ static int wbdev_open(struct inode *inode, struct file *file)
 
 	if (!current->mm)
 		return -EPERM;
-	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL_ACCOUNT);
+	ctx = wbdev_ctx_new(current->mm, NULL);
 	if (!ctx)
 		return -ENOMEM;
-	kref_init(&ctx->ref);
-	mutex_init(&ctx->lock);
-	INIT_LIST_HEAD(&ctx->areas);
-	INIT_LIST_HEAD(&ctx->pending);
-	init_waitqueue_head(&ctx->wq);
-	ctx->mm = current->mm;
-	mmgrab(ctx->mm);
 	file->private_data = ctx;
 	return 0;
 }
@@ -311,9 +423,8 @@ static int wbdev_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
-static int wbdev_mmap(struct file *file, struct vm_area_struct *vma)
+static int wbdev_mmap_ctx(struct wbdev_ctx *ctx, struct vm_area_struct *vma)
 {
-	struct wbdev_ctx *ctx = file->private_data;
 	struct wbdev_clone *clone;
 	struct wbdev_area *area, *pos;
 	pgoff_t npages = vma_pages(vma);
@@ -416,6 +527,26 @@ fail_dirty:
 fail_area:
 	kvfree(area->dirty);
 	kfree(area);
+	return ret;
+}
+
+/*
+ * mmap in the caller's context (a fork child's once fork made one, see
+ * wbdev_file_ctx(); its copies are not mapped here: the mmap lock is
+ * held).
+ */
+static int wbdev_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct wbdev_ctx *ctx;
+	int ret;
+
+	if (!current->mm)
+		return -EPERM;
+	ctx = wbdev_family_ctx(file->private_data, current->mm, false);
+	if (!ctx)
+		return -EPERM;
+	ret = wbdev_mmap_ctx(ctx, vma);
+	wbdev_ctx_put(ctx);
 	return ret;
 }
 

@@ -4,7 +4,9 @@
  * become stubs, optionally holding a copy of the parent's pages that the
  * child claims with WBDEV_IOC_FORK_CLAIM and maps over the stub.
  */
+#include <linux/anon_inodes.h>
 #include <linux/file.h>
+#include <linux/mman.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/shmem_fs.h>
@@ -22,6 +24,8 @@ static void wbdev_clone_free(struct kref *ref)
 
 	fput(clone->shm);
 	kvfree(clone->dirty);
+	if (clone->dst)
+		wbdev_ctx_put(clone->dst);
 	kfree(clone);
 }
 
@@ -134,9 +138,122 @@ static void wbdev_stub_close(struct vm_area_struct *vma)
 	module_put(THIS_MODULE);
 }
 
+/*
+ * Claim the copy of a stub for ctx: put it on ctx's pending list, where
+ * an mmap of ctx over the stub takes it (wbdev_take_pending()).  Takes
+ * two references: the list's, and one for the caller, which must put it:
+ * once the mmap lock is dropped another thread may map the copy and
+ * unmap the stub.  Called with the mmap lock held.
+ */
+static void wbdev_pend(struct wbdev_ctx *ctx, struct wbdev_clone *clone)
+{
+	clone->claimed = true;
+	kref_get(&clone->ref);
+	kref_get(&clone->ref);
+	mutex_lock(&ctx->lock);
+	list_add_tail(&clone->node, &ctx->pending);
+	mutex_unlock(&ctx->lock);
+}
+
+/*
+ * A fault on a stub.  With WBDEV_FORK_AUTO the child's first access (its
+ * own, or the kernel's on its behalf) maps the copies in place
+ * (wbdev_settle()) and the access is retried; that needs the fault lock
+ * dropped, so a fault that may not drop it, one of another process
+ * (process_vm_writev, ptrace) and any later one get SIGBUS.
+ */
 static vm_fault_t wbdev_stub_fault(struct vm_fault *vmf)
 {
-	return VM_FAULT_SIGBUS;
+	struct wbdev_clone *clone = vmf->vma->vm_private_data;
+	struct wbdev_ctx *ctx;
+
+	if (!clone || !clone->dst || vmf->vma->vm_mm != current->mm ||
+	    !READ_ONCE(clone->dst->unsettled) ||
+	    (vmf->flags & (FAULT_FLAG_TRIED | FAULT_FLAG_RETRY_NOWAIT)) ||
+	    !(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
+		return VM_FAULT_SIGBUS;
+	ctx = clone->dst;
+	kref_get(&ctx->ref);
+	wbdev_release_fault_lock(vmf);	/* vmf->vma may go from here on */
+	wbdev_settle(ctx);
+	wbdev_ctx_put(ctx);
+	return VM_FAULT_RETRY;
+}
+
+/**
+ * wbdev_settle() - map a fork child's copies in place of its stubs
+ * @ctx: the child's context (WBDEV_FORK_AUTO), of the calling process
+ *
+ * Each stub holding a copy for @ctx is replaced, as the adapter's fork
+ * protocol does from user space, by a MAP_FIXED mapping of a file of
+ * @ctx that takes the copy (wbdev_mmap).  Called without the mmap lock,
+ * from the first fault on a stub or the first call through the inherited
+ * fd.  A copy that cannot be mapped (no memory, a fatal signal) leaves
+ * its stub, which then faults with SIGBUS.
+ */
+void wbdev_settle(struct wbdev_ctx *ctx)
+{
+	struct mm_struct *mm = ctx->mm;
+	unsigned long addr = 0;
+	struct file *file;
+
+	if (WARN_ON_ONCE(mm != current->mm))
+		return;
+	mutex_lock(&ctx->settle_lock);
+	if (!ctx->unsettled)
+		goto out;
+	kref_get(&ctx->ref);	/* the file's, put by wbdev_release */
+	file = anon_inode_getfile("[wbdev]", &wbdev_fops, ctx, O_RDWR);
+	if (IS_ERR(file)) {
+		wbdev_ctx_put(ctx);
+		goto done;
+	}
+	for (;;) {
+		struct wbdev_clone *clone = NULL;
+		struct vm_area_struct *vma;
+		unsigned long start = 0, len = 0, ret;
+
+		if (mmap_read_lock_killable(mm))
+			break;
+		{
+			VMA_ITERATOR(vmi, mm, addr);
+
+			for_each_vma(vmi, vma) {
+				struct wbdev_clone *c = vma->vm_private_data;
+
+				if (vma->vm_ops == &wbdev_stub_vm_ops && c &&
+				    c->dst == ctx && !c->claimed) {
+					clone = c;
+					start = vma->vm_start;
+					len = vma->vm_end - vma->vm_start;
+					break;
+				}
+			}
+		}
+		if (clone)
+			wbdev_pend(ctx, clone);
+		mmap_read_unlock(mm);
+		if (!clone)
+			break;
+		ret = vm_mmap(file, start, len, clone->prot,
+			      MAP_SHARED | MAP_FIXED, 0);
+		mutex_lock(&ctx->lock);
+		if (!list_empty(&clone->node)) {
+			/* not taken by wbdev_mmap: the stub stays */
+			list_del_init(&clone->node);
+			wbdev_clone_put(clone);
+		}
+		mutex_unlock(&ctx->lock);
+		wbdev_clone_put(clone);
+		if (IS_ERR_VALUE(ret) && fatal_signal_pending(current))
+			break;
+		addr = start + len;
+	}
+	fput(file);
+done:
+	WRITE_ONCE(ctx->unsettled, false);
+out:
+	mutex_unlock(&ctx->settle_lock);
 }
 
 static int wbdev_stub_may_split(struct vm_area_struct *vma,
@@ -154,6 +271,10 @@ static int wbdev_stub_mprotect(struct vm_area_struct *vma,
 			       unsigned long start, unsigned long end,
 			       unsigned long newflags)
 {
+	struct wbdev_clone *clone = vma->vm_private_data;
+
+	if (clone && clone->dst)
+		return 0;	/* WBDEV_FORK_AUTO: see wbdev_vm_open() */
 	return (newflags & VM_WRITE) ? -EACCES : 0;
 }
 
@@ -243,7 +364,7 @@ long wbdev_ioc_fork_claim(struct wbdev_ctx *ctx, void __user *uarg)
 	f = fget(a.fd);
 	if (!f)
 		return -EBADF;
-	if (f->f_op != &wbdev_fops || f->private_data == ctx) {
+	if (f->f_op != &wbdev_fops || f->private_data == (ctx->root ?: ctx)) {
 		fput(f);
 		return -EINVAL;
 	}
@@ -281,17 +402,7 @@ long wbdev_ioc_fork_claim(struct wbdev_ctx *ctx, void __user *uarg)
 			kr[i].start = vma->vm_start;
 			kr[i].len = vma->vm_end - vma->vm_start;
 			clones[i++] = clone;
-			clone->claimed = true;
-			/*
-			 * One reference for the pending list, one for
-			 * clones[]: once the mmap lock is dropped another
-			 * thread may map the copy and unmap the stub.
-			 */
-			kref_get(&clone->ref);
-			kref_get(&clone->ref);
-			mutex_lock(&ctx->lock);
-			list_add_tail(&clone->node, &ctx->pending);
-			mutex_unlock(&ctx->lock);
+			wbdev_pend(ctx, clone);
 		}
 	}
 unlock:

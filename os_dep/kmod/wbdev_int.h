@@ -52,6 +52,19 @@ struct wbdev_ctx {
 	atomic64_t protected_pages;
 	atomic64_t fork_copies;
 	int fork_mode;			/* WBDEV_FORK_* */
+	/*
+	 * Contexts of one open file, one per address space: the opener's
+	 * (root, file->private_data) lists those made for its fork
+	 * children (and theirs) on family, under family_lock; each holds a
+	 * reference on root.  A fork child's context is unsettled until its
+	 * copies are mapped (wbdev_settle(), under settle_lock).
+	 */
+	struct wbdev_ctx *root;
+	struct list_head family;
+	struct list_head family_node;
+	spinlock_t family_lock;		/* family (of a root) */
+	struct mutex settle_lock;	/* unsettled, wbdev_settle() */
+	bool unsettled;
 };
 
 /* One mmap: a shmem file and its log. */
@@ -88,6 +101,9 @@ struct wbdev_clone {
 	unsigned long *dirty;		/* pages copied: reported as written */
 	unsigned long ndirty;
 	bool claimed;
+	/* WBDEV_FORK_AUTO: the child's context, which maps it by itself */
+	struct wbdev_ctx *dst;
+	unsigned long prot;		/* PROT_* of the parent's VMA */
 };
 
 extern const struct vm_operations_struct wbdev_vm_ops;
@@ -114,6 +130,10 @@ static inline pgoff_t wbdev_vma_pgoff(struct vm_area_struct *vma,
 
 /* wbdev_core.c */
 struct file *wbdev_shm_create(pgoff_t npages, unsigned long flags);
+void wbdev_ctx_put(struct wbdev_ctx *ctx);
+struct wbdev_ctx *wbdev_family_ctx(struct wbdev_ctx *ctx,
+				   struct mm_struct *mm, bool create);
+struct wbdev_ctx *wbdev_file_ctx(struct file *file);
 
 /* wbdev_log.c */
 void wbdev_mark_range(struct wbdev_area *area, pgoff_t first, pgoff_t n);
@@ -137,6 +157,7 @@ struct wbdev_clone *wbdev_fork_copy(struct vm_area_struct *vma,
 struct wbdev_clone *wbdev_take_pending(struct wbdev_ctx *ctx,
 				       struct vm_area_struct *vma);
 long wbdev_ioc_fork_claim(struct wbdev_ctx *ctx, void __user *uarg);
+void wbdev_settle(struct wbdev_ctx *ctx);
 
 /* wbdev_ioctl.c */
 ssize_t wbdev_write(struct file *file, const char __user *buf, size_t count,

@@ -13,17 +13,14 @@
 
 #include "wbdev_int.h"
 
-ssize_t wbdev_write(struct file *file, const char __user *buf,
-		    size_t count, loff_t *ppos)
+static ssize_t wbdev_write_ctx(struct wbdev_ctx *ctx, const char __user *buf,
+			       size_t count)
 {
-	struct wbdev_ctx *ctx = file->private_data;
 	struct mm_struct *mm = current->mm;
 	size_t n = count / sizeof(u64), done = 0;
 	ssize_t err = 0;
 	u64 *kbuf;
 
-	if (mm != ctx->mm)
-		return -EPERM;
 	if (count % sizeof(u64))
 		return -EINVAL;
 	if (!n)
@@ -85,20 +82,35 @@ ssize_t wbdev_write(struct file *file, const char __user *buf,
 	return done ? done * sizeof(u64) : err;
 }
 
+ssize_t wbdev_write(struct file *file, const char __user *buf, size_t count,
+		    loff_t *ppos)
+{
+	struct wbdev_ctx *ctx = wbdev_file_ctx(file);
+	ssize_t ret;
+
+	if (IS_ERR(ctx))
+		return PTR_ERR(ctx);
+	ret = wbdev_write_ctx(ctx, buf, count);
+	wbdev_ctx_put(ctx);
+	return ret;
+}
+
 ssize_t wbdev_read(struct file *file, char __user *buf, size_t count,
 		   loff_t *ppos)
 {
-	struct wbdev_ctx *ctx = file->private_data;
+	struct wbdev_ctx *ctx;
 	unsigned long next;
 	long n;
 
-	if (current->mm != ctx->mm)
-		return -EPERM;
 	if (count % sizeof(u64) || count < sizeof(u64))
 		return -EINVAL;
+	ctx = wbdev_file_ctx(file);
+	if (IS_ERR(ctx))
+		return PTR_ERR(ctx);
 	n = wbdev_collect_user(ctx, 0, ULONG_MAX, false, (u64 __user *)buf,
 			       min_t(size_t, count / sizeof(u64), LONG_MAX / 8),
 			       &next);
+	wbdev_ctx_put(ctx);
 	return n < 0 ? n : n * (ssize_t)sizeof(u64);
 }
 
@@ -347,7 +359,7 @@ static long wbdev_ioc_info(struct wbdev_ctx *ctx, void __user *uarg)
 		.version = WBDEV_VERSION,
 		.features = WBDEV_FEAT_KERNEL_WRITES |
 			    WBDEV_FEAT_COLLECT_REPROTECT |
-			    WBDEV_FEAT_FORK_COPY,
+			    WBDEV_FEAT_FORK_COPY | WBDEV_FEAT_FORK_AUTO,
 	};
 	struct wbdev_area *area;
 
@@ -364,14 +376,11 @@ static long wbdev_ioc_info(struct wbdev_ctx *ctx, void __user *uarg)
 	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
-long wbdev_ioctl(struct file *file, unsigned int cmd,
-		 unsigned long arg)
+static long wbdev_ioctl_ctx(struct wbdev_ctx *ctx, unsigned int cmd,
+			    unsigned long arg)
 {
-	struct wbdev_ctx *ctx = file->private_data;
 	void __user *uarg = (void __user *)arg;
 
-	if (current->mm != ctx->mm)
-		return -EPERM;
 	switch (cmd) {
 	case WBDEV_IOC_PROTECT:
 		return wbdev_ioc_protect(ctx, uarg);
@@ -382,7 +391,8 @@ long wbdev_ioctl(struct file *file, unsigned int cmd,
 	case WBDEV_IOC_DISCARD:
 		return wbdev_ioc_discard(ctx, uarg);
 	case WBDEV_IOC_SET_FORK_MODE:
-		if (arg != WBDEV_FORK_STUB && arg != WBDEV_FORK_COPY)
+		if (arg != WBDEV_FORK_STUB && arg != WBDEV_FORK_COPY &&
+		    arg != WBDEV_FORK_AUTO)
 			return -EINVAL;
 		WRITE_ONCE(ctx->fork_mode, arg);
 		return 0;
@@ -393,4 +403,16 @@ long wbdev_ioctl(struct file *file, unsigned int cmd,
 	default:
 		return -ENOTTY;
 	}
+}
+
+long wbdev_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct wbdev_ctx *ctx = wbdev_file_ctx(file);
+	long ret;
+
+	if (IS_ERR(ctx))
+		return PTR_ERR(ctx);
+	ret = wbdev_ioctl_ctx(ctx, cmd, arg);
+	wbdev_ctx_put(ctx);
+	return ret;
 }

@@ -311,7 +311,9 @@ static void t_bad_write(void)
 	CHECK(write(fd, &good, 0) == 0, "empty list");
 	CHECK_ERRNO(write(fd, bad_ptr, 8), EFAULT);
 	CHECK_ERRNO(write(fd, (void *)0xffffffff81000000ULL, 8), EFAULT);
-	/* another process's fd: the child uses the parent's context */
+	/* another process's fd: a WBDEV_FORK_STUB child has no context */
+	CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_STUB) == 0,
+	      "stub mode");
 	pid_t pid = fork();
 
 	if (!pid) {
@@ -427,6 +429,9 @@ static void t_fork_stub(void)
 	int fd = dev_open();
 	char *a = dev_map(fd, 4 * PAGE);
 
+	/* not the default (WBDEV_FORK_AUTO, see kmod-fork auto) */
+	CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_STUB) == 0,
+	      "stub mode");
 	a[0] = 42;
 	for (int mode = 0; mode < 4; mode++) {
 		pid_t pid = fork();
@@ -694,16 +699,16 @@ static void t_unprotect_bad(void)
 	CHECK(dev_unprotect(fd, lo, 9 * PAGE) == 0, "across two mappings");
 	CHECK(dev_read_all(fd, logbuf, 64) == 9, "across two mappings");
 
-	/* A fork child: the inherited fd is the parent's (EPERM); the
-	 * stubs are no context's memory (EFAULT); a claimed copy is its
-	 * new context's. */
+	/* A WBDEV_FORK_STUB or _COPY fork child: the inherited fd is the
+	 * parent's (EPERM); the stubs are no context's memory (EFAULT); a
+	 * claimed copy is its new context's. */
 	char *f = dev_map(fd, 4 * PAGE);
 
 	f[0] = 7;
 	for (int copy = 0; copy < 2; copy++) {
-		if (copy)
-			CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE,
-				    WBDEV_FORK_COPY) == 0, "arm");
+		CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE,
+			    copy ? WBDEV_FORK_COPY : WBDEV_FORK_STUB) == 0,
+		      "arm");
 		pid_t pid = fork();
 
 		if (!pid) {
