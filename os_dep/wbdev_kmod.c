@@ -31,6 +31,7 @@ _Static_assert(sizeof(void *) == sizeof(__u64),
 struct kmod_state {
 	int fd;
 	int unprotect;		/* the module has WBDEV_IOC_UNPROTECT */
+	int fork_default;	/* WBDEV_FORK_* outside the fork hooks */
 };
 
 static int kfd(const wbdev_t *w)
@@ -69,6 +70,9 @@ static int kmod_open(wbdev_t *w)
 	}
 	s->fd = fd;
 	s->unprotect = info.version >= 2;
+	/* mode for forks not made through the hooks (plain ones) */
+	s->fork_default = (info.features & WBDEV_FEAT_FORK_AUTO) ?
+			  WBDEV_FORK_AUTO : WBDEV_FORK_STUB;
 	w->priv = s;
 	return 0;
 }
@@ -213,7 +217,9 @@ static int kmod_fork_prepare(wbdev_t *w)
 
 static int kmod_fork_parent(wbdev_t *w)
 {
-	return ioctl(kfd(w), WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_STUB) ?
+	struct kmod_state *s = w->priv;
+
+	return ioctl(kfd(w), WBDEV_IOC_SET_FORK_MODE, s->fork_default) ?
 	       -errno : 0;
 }
 

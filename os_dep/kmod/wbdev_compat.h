@@ -58,4 +58,17 @@ static inline void wbdev_vma_deny_write(struct vm_area_struct *vma)
 #endif
 }
 
+/*
+ * Drop the lock a fault holds before returning VM_FAULT_RETRY: from 6.4 a
+ * fault may hold only its VMA's lock (FAULT_FLAG_VMA_LOCK).
+ */
+static inline void wbdev_release_fault_lock(struct vm_fault *vmf)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+	release_fault_lock(vmf);
+#else
+	mmap_read_unlock(vmf->vma->vm_mm);
+#endif
+}
+
 #endif /* WBDEV_COMPAT_H */

@@ -311,7 +311,9 @@ static void t_bad_write(void)
 	CHECK(write(fd, &good, 0) == 0, "empty list");
 	CHECK_ERRNO(write(fd, bad_ptr, 8), EFAULT);
 	CHECK_ERRNO(write(fd, (void *)0xffffffff81000000ULL, 8), EFAULT);
-	/* another process's fd: the child uses the parent's context */
+	/* another process's fd: a WBDEV_FORK_STUB child has no context */
+	CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_STUB) == 0,
+	      "stub mode");
 	pid_t pid = fork();
 
 	if (!pid) {
@@ -427,6 +429,9 @@ static void t_fork_stub(void)
 	int fd = dev_open();
 	char *a = dev_map(fd, 4 * PAGE);
 
+	/* not the default (WBDEV_FORK_AUTO, see kmod-fork auto) */
+	CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_STUB) == 0,
+	      "stub mode");
 	a[0] = 42;
 	for (int mode = 0; mode < 4; mode++) {
 		pid_t pid = fork();
@@ -694,16 +699,16 @@ static void t_unprotect_bad(void)
 	CHECK(dev_unprotect(fd, lo, 9 * PAGE) == 0, "across two mappings");
 	CHECK(dev_read_all(fd, logbuf, 64) == 9, "across two mappings");
 
-	/* A fork child: the inherited fd is the parent's (EPERM); the
-	 * stubs are no context's memory (EFAULT); a claimed copy is its
-	 * new context's. */
+	/* A WBDEV_FORK_STUB or _COPY fork child: the inherited fd is the
+	 * parent's (EPERM); the stubs are no context's memory (EFAULT); a
+	 * claimed copy is its new context's. */
 	char *f = dev_map(fd, 4 * PAGE);
 
 	f[0] = 7;
 	for (int copy = 0; copy < 2; copy++) {
-		if (copy)
-			CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE,
-				    WBDEV_FORK_COPY) == 0, "arm");
+		CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE,
+			    copy ? WBDEV_FORK_COPY : WBDEV_FORK_STUB) == 0,
+		      "arm");
 		pid_t pid = fork();
 
 		if (!pid) {
@@ -965,6 +970,51 @@ static void *mt_read(void *p)
 }
 
 /* Many writer threads and two collecting threads at once. */
+/*
+ * Collect with re-protection protects nearby dirty pages with one
+ * page-table walk: they must really be protected again, also after an
+ * mprotect() round trip (which makes a dirty read-only PTE of a shared
+ * mapping writable without a fault), and a page that read(2) left
+ * writable stays writable even between two dirty pages of one walk.
+ */
+static void t_span_protect(void)
+{
+	int fd = dev_open();
+	char *a = dev_map(fd, 64 * PAGE);
+	uint64_t two[2] = { (uintptr_t)a, (uintptr_t)a + 8 * PAGE };
+	size_t n;
+
+	memset(a, 1, 64 * PAGE);
+	n = dev_collect(fd, logbuf, 1 << 16, WBDEV_IOC_COLLECT_REPROTECT);
+	CHECK(n == 64, "first collect n=%zu", n);
+	for (int round = 0; round < 2; round++) {
+		CHECK(mprotect(a, 64 * PAGE, PROT_READ) == 0 &&
+		      mprotect(a, 64 * PAGE, PROT_READ | PROT_WRITE) == 0,
+		      "mprotect round trip");
+		for (int i = 0; i < 64; i += 3)
+			a[i * PAGE] = 2;
+		n = dev_collect(fd, logbuf, 1 << 16,
+				WBDEV_IOC_COLLECT_REPROTECT);
+		CHECK(n == 22, "round %d: after mprotect n=%zu", round, n);
+	}
+	memset(a, 3, 64 * PAGE);
+	n = dev_read_all(fd, logbuf, 64);
+	CHECK(n == 64, "read n=%zu", n);
+	CHECK(dev_protect_list(fd, two, 2) == 2, "protect 2");
+	a[0] = 4;
+	a[8 * PAGE] = 4;
+	n = dev_collect(fd, logbuf, 1 << 16, WBDEV_IOC_COLLECT_REPROTECT);
+	CHECK(n == 2, "two protected pages n=%zu", n);
+	a[4 * PAGE] = 4;	/* left writable by read(2): not logged */
+	n = dev_collect(fd, logbuf, 1 << 16, WBDEV_IOC_COLLECT_REPROTECT);
+	CHECK(n == 0, "a page read(2) returned was protected n=%zu", n);
+	a[0] = 5;
+	n = dev_collect(fd, logbuf, 1 << 16, WBDEV_IOC_COLLECT_REPROTECT);
+	CHECK(n == 1 && logbuf[0] == (uintptr_t)a, "page 0 again n=%zu", n);
+	munmap(a, 64 * PAGE);
+	close(fd);
+}
+
 static void t_threads(void)
 {
 	enum { T = 6, PAGES = 512 };
@@ -1126,6 +1176,7 @@ static const struct test tests[] = {
 	{ "unprotect-bad", t_unprotect_bad },
 	{ "unprotect-race", t_unprotect_race },
 	{ "unprotect-kill", t_unprotect_kill },
+	{ "span-protect", t_span_protect },
 	{ "threads", t_threads },
 	{ "leak", t_leak },
 	{ "unload", t_unload },	/* only when named */

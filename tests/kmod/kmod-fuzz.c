@@ -505,12 +505,38 @@ static int check_contents(void)
 	return 1;
 }
 
+/*
+ * Every other fork is a plain one (WBDEV_FORK_AUTO): the child's first
+ * access maps its copy and the inherited fd reaches its own context.
+ */
+static void child_auto(void)
+{
+	static uint64_t log[MAXA * MAXP];
+	struct wbdev_collect_arg c = { .buf = (uintptr_t)log,
+				       .max = MAXA * MAXP };
+
+	if (!check_contents())
+		_exit(13);
+	if (ioctl(fd, WBDEV_IOC_COLLECT, &c))
+		_exit(14);
+	for (int a = 0; a < MAXA; a++)
+		for (int p = 0; areas[a].base && p < areas[a].npages; p++)
+			if (areas[a].pg[p].mapped)
+				*word(a, p) = ~0ULL;
+	_exit(0);
+}
+
 static void op_fork(void)
 {
-	CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_COPY) == 0, "arm");
+	int autofork = n_forks & 1;
+
+	CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE,
+		    autofork ? WBDEV_FORK_AUTO : WBDEV_FORK_COPY) == 0, "arm");
 	pid_t pid = fork();
 
 	CHECK(pid >= 0, "fork");
+	if (!pid && autofork)
+		child_auto();
 	if (!pid) {
 		struct wbdev_range r[MAXA * MAXP];
 		int nfd = dev_open();

@@ -458,6 +458,9 @@ static void t_stub_release(void)
 		int fd = dev_open();
 		char *a = dev_map(fd, len);
 
+		/* a stub, not WBDEV_FORK_AUTO's copy (the child's own) */
+		CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_STUB) == 0,
+		      "stub mode");
 		memset(a, 1, len);
 		if (!fork()) {
 			char c;
@@ -485,6 +488,8 @@ static void t_stub_release(void)
 	int fd = dev_open();
 	char *a = dev_map(fd, len);
 
+	CHECK(ioctl(fd, WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_STUB) == 0,
+	      "stub mode");
 	memset(a, 1, len);
 	pid_t holder = fork();
 

@@ -85,12 +85,22 @@
  *          a fatal signal, ENOMEM when memory runs out, EFAULT
  *          if another thread unmaps part of the range meanwhile.
  *
- * fork     By default a child inherits each mapping as an inaccessible stub
- *          (a read raises SIGBUS, a write SIGSEGV; it cannot be made
- *          writable, split, moved or punched): memory is never silently
- *          shared.  When the parent
- *          armed fork copying (WBDEV_IOC_SET_FORK_MODE, WBDEV_FORK_COPY)
- *          before fork(), the module write-protects the parent's pages and
+ * fork     Memory is never shared with a child.  By default
+ *          (WBDEV_FORK_AUTO) a child gets its heap as /dev/zero memory
+ *          would: fork() copies the parent's pages (as with
+ *          WBDEV_FORK_COPY below) and the child's first access to a
+ *          mapping, by itself or by the kernel on its behalf, maps its
+ *          private copy in place; each copied page is in the child's log.
+ *          Through the inherited fd the child then acts on a context of
+ *          its own (one per open file and address space).  Until that
+ *          first access the child's mapping is a stub (below); an access
+ *          by another process (process_vm_readv, ptrace) sees a stub.
+ *          With WBDEV_FORK_STUB a child inherits each mapping as an
+ *          inaccessible stub (a read raises SIGBUS, a write SIGSEGV; it
+ *          cannot be made writable, split, moved or punched), and its
+ *          calls through the inherited fd fail with EPERM.  When the
+ *          parent armed fork copying (WBDEV_IOC_SET_FORK_MODE,
+ *          WBDEV_FORK_COPY) before fork(), the module write-protects the parent's pages and
  *          copies them into new memory for the child while fork() holds the
  *          parent's mmap lock, so the copy is exactly the memory at the
  *          fork instant even while other parent threads write (they wait
@@ -154,10 +164,12 @@ struct wbdev_info {
 #define WBDEV_FEAT_KERNEL_WRITES	0x1
 #define WBDEV_FEAT_COLLECT_REPROTECT	0x2
 #define WBDEV_FEAT_FORK_COPY		0x4
+#define WBDEV_FEAT_FORK_AUTO		0x8	/* WBDEV_FORK_AUTO, the default */
 
 /* WBDEV_IOC_SET_FORK_MODE values. */
-#define WBDEV_FORK_STUB		0	/* child gets SIGBUS stubs (default) */
+#define WBDEV_FORK_STUB		0	/* child gets SIGBUS stubs */
 #define WBDEV_FORK_COPY		1	/* child gets a claimable copy */
+#define WBDEV_FORK_AUTO		2	/* child gets its copy (default) */
 
 #define WBDEV_IOC_MAGIC		0xB7
 /* Write-protect every page of a range (all of it must be this context's). */
@@ -167,7 +179,7 @@ struct wbdev_info {
 #define WBDEV_IOC_INFO		_IOR(WBDEV_IOC_MAGIC, 3, struct wbdev_info)
 /* Free a range (reads back as zero), like madvise(MADV_REMOVE). */
 #define WBDEV_IOC_DISCARD	_IOW(WBDEV_IOC_MAGIC, 4, struct wbdev_range)
-/* Argument: WBDEV_FORK_STUB or WBDEV_FORK_COPY (by value). */
+/* Argument: WBDEV_FORK_STUB, _COPY or _AUTO (by value). */
 #define WBDEV_IOC_SET_FORK_MODE	_IO(WBDEV_IOC_MAGIC, 5)
 /*
  * In a fork child, on a fresh context: take over the copies made at fork
