@@ -201,21 +201,6 @@ static void remove_range(wbdev_t *w, uintptr_t start, uintptr_t end)
 	}
 }
 
-static int parse_backend_env(enum wbdev_backend_id *id)
-{
-	const char *v = getenv("WBDEV_BACKEND");
-
-	if (!v || !*v || !strcmp(v, "auto"))
-		*id = WBDEV_BACKEND_AUTO;
-	else if (!strcmp(v, "kmod"))
-		*id = WBDEV_BACKEND_KMOD;
-	else if (!strcmp(v, "uffd"))
-		*id = WBDEV_BACKEND_UFFD;
-	else
-		return -EINVAL;
-	return 0;
-}
-
 static int try_backend(wbdev_t *w, const struct wbdev_backend_ops *ops)
 {
 	int err;
@@ -244,11 +229,6 @@ int wbdev_open(wbdev_t **out, const struct wbdev_options *opts)
 	if (id != WBDEV_BACKEND_AUTO && id != WBDEV_BACKEND_KMOD &&
 	    id != WBDEV_BACKEND_UFFD)
 		return -EINVAL;
-	if (id == WBDEV_BACKEND_AUTO) {
-		err = parse_backend_env(&id);
-		if (err)
-			return err;
-	}
 	ps = sysconf(_SC_PAGESIZE);
 	if (ps <= 0)
 		return -EINVAL;

@@ -77,8 +77,9 @@ typedef void (*wbdev_log_fn)(void *arg, const char *msg);
 
 struct wbdev_options {
 	/*
-	 * Backend to use.  WBDEV_BACKEND_AUTO consults the environment
-	 * variable WBDEV_BACKEND ("kmod", "uffd" or "auto") first.
+	 * Backend to use.  WBDEV_BACKEND_AUTO: kmod, else uffd.  The
+	 * adapter reads no environment variable; a caller that lets users
+	 * choose reads its own (bdwgc: GC_WBDEV_BACKEND).
 	 */
 	enum wbdev_backend_id backend;
 	/* Optional diagnostics hook (why a backend was refused...). */

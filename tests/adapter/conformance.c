@@ -1,7 +1,7 @@
 /*
  * conformance.c - the adapter's conformance suite, written once and run
- * against every backend: the backend is whatever wbdev_open() picks from
- * WBDEV_BACKEND (kmod, uffd, auto).
+ * against every backend: the backend is the one WBDEV_BACKEND names (kmod,
+ * uffd, auto; see backend_env.h).
  *
  * usage: wbdev-conformance [--expect NAME|unsupported] [--quick] [TEST...]
  *   --expect NAME        fail unless the backend opened is NAME
@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "wbdev.h"
+#include "backend_env.h"
 
 static const char *expect;	/* backend name, "unsupported" or NULL */
 static bool quick;
@@ -84,7 +85,7 @@ static uint64_t rnd(uint64_t *s)
 static wbdev_t *open_or_fail(void)
 {
 	wbdev_t *w = NULL;
-	int rc = wbdev_open(&w, NULL);
+	int rc = test_wbdev_open(&w);
 
 	if (rc) {
 		printf("#   wbdev_open: %d (%s)\n", rc, wbdev_strerror(rc));
@@ -196,6 +197,7 @@ static void t_bad_inputs(void)
 	o.backend = (enum wbdev_backend_id)42;
 	CHECK_RC(wbdev_open(&out, &o), -EINVAL);
 	CHECK(out == NULL, "*out not cleared on failure");
+	/* The adapter reads no environment: its caller decides. */
 	setenv("WBDEV_BACKEND", "bogus", 1);
 	rc = wbdev_open(&out, NULL);
 	if (saved)
@@ -203,7 +205,10 @@ static void t_bad_inputs(void)
 	else
 		unsetenv("WBDEV_BACKEND");
 	free(saved);
-	CHECK(rc == -EINVAL, "WBDEV_BACKEND=bogus gave %d", rc);
+	CHECK(rc == 0 || rc == -ENODEV,
+	      "wbdev_open(auto) read WBDEV_BACKEND=bogus: %d", rc);
+	if (rc == 0)
+		CHECK_RC(wbdev_close(out), 0);
 
 	/* A NULL handle and a foreign one (not from wbdev_open). */
 	memset(foreign_handle, 0xa5, sizeof(foreign_handle));
@@ -1403,7 +1408,7 @@ int main(int argc, char **argv)
 	printf("# wbdev conformance, WBDEV_BACKEND=%s\n", env ? env : "(unset)");
 	if (expect && !strcmp(expect, "unsupported")) {
 		wbdev_t *w = (wbdev_t *)1;
-		int rc = wbdev_open(&w, NULL);
+		int rc = test_wbdev_open(&w);
 
 		printf("1..1\n");
 		if (rc == -ENODEV && w == NULL) {

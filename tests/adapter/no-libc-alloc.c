@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include <wbdev.h>
+#include "backend_env.h"
 
 #define NMAPS 100		/* past the table's first capacity */
 
@@ -49,7 +50,7 @@ int main(void)
 	size_t pg;
 	int i, err;
 
-	err = wbdev_open(&w, NULL);
+	err = test_wbdev_open(&w);
 	if (err == -ENODEV) {
 		printf("no-libc-alloc: SKIP (no backend here)\n");
 		return 77;

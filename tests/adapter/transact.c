@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "wbdev.h"
+#include "backend_env.h"
 
 #define NPAGES 256
 #define NWRITERS 2
@@ -160,7 +161,7 @@ int main(int argc, char **argv)
 
 	sh.seed = argc > 2 ? (unsigned int)strtoul(argv[2], NULL, 0) :
 			     (unsigned int)time(NULL);
-	rc = wbdev_open(&w, NULL);
+	rc = test_wbdev_open(&w);
 	if (rc == -ENODEV) {
 		printf("transact: SKIP: no backend (%s)\n", wbdev_strerror(rc));
 		return 77;
