@@ -15,6 +15,8 @@
  *                     claimed copy (a use-after-free before)
  *   pinned ITER       writes through GUP pins (process_vm_writev) racing
  *                     collect+reprotect are not lost
+ *   odirect ITER      the same with O_DIRECT reads from a loop device
+ *                     (needs loop.ko; GUP references before 6.5)
  *   stub-release      stubs do not keep the parent's memory alive
  *   fork-sparse       fork of huge sparse mappings (no soft lockup)
  *   memcg-mremap      a moving mremap failing under memory.max loses no
@@ -32,6 +34,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <linux/loop.h>
 #include <linux/userfaultfd.h>
 
 #include "kmod-util.h"
@@ -402,11 +405,66 @@ static void *pin_scanner(void *p)
 	return NULL;
 }
 
-static void t_pinned(const char *arg)
+/* How one pinned-write test writes src into the tracked pages. */
+typedef void pin_writer_fn(void *dst, const void *src, size_t len);
+
+static void write_vm_writev(void *dst, const void *src, size_t len)
+{
+	struct iovec l = { (void *)src, len }, rem = { dst, len };
+
+	/* the kernel pins all pages (a write fault each), then copies */
+	CHECK(syscall(SYS_process_vm_writev, getpid(), &l, 1, &rem, 1,
+		      0) == (long)len, "process_vm_writev");
+}
+
+static int odirect_fd = -1, odirect_backing = -1;
+
+/*
+ * An O_DIRECT read from a loop device backed by a file in tmpfs: the
+ * block layer takes the user pages (FOLL_GET before 6.5, FOLL_PIN
+ * after) and the loop worker thread copies into them later, through the
+ * kernel's mapping, without a fault.
+ */
+static void write_odirect(void *dst, const void *src, size_t len)
+{
+	CHECK(pwrite(odirect_backing, src, len, 0) == (ssize_t)len,
+	      "write the loop device's backing file");
+	CHECK(pread(odirect_fd, dst, len, 0) == (ssize_t)len,
+	      "O_DIRECT read from the loop device");
+}
+
+static void odirect_setup(size_t len)
+{
+	char path[64];
+	int ctl = open("/dev/loop-control", O_RDWR), n;
+
+	CHECK(ctl >= 0, "open /dev/loop-control (loop.ko loaded?)");
+	n = ioctl(ctl, LOOP_CTL_GET_FREE);
+	CHECK(n >= 0, "LOOP_CTL_GET_FREE");
+	close(ctl);
+	odirect_backing = open("/tmp/odirect-backing", O_RDWR | O_CREAT |
+			       O_TRUNC, 0600);
+	CHECK(odirect_backing >= 0, "create the backing file");
+	CHECK(ftruncate(odirect_backing, len) == 0, "size the backing file");
+	snprintf(path, sizeof(path), "/dev/loop%d", n);
+	int loop = open(path, O_RDWR);
+
+	CHECK(loop >= 0, "open %s", path);
+	CHECK(ioctl(loop, LOOP_SET_FD, odirect_backing) == 0, "LOOP_SET_FD");
+	odirect_fd = open(path, O_RDONLY | O_DIRECT);
+	CHECK(odirect_fd >= 0, "open %s O_DIRECT", path);
+	close(loop);
+}
+
+/*
+ * Writes through GUP references racing a scanner that collects and
+ * re-protects the pages: a change of content must be reported by a
+ * collection after it.
+ */
+static void pin_test(int iters, pin_writer_fn *write_pages)
 {
 	static struct pin_race r;
 	static uint64_t src[PIN_PAGES * PAGE / 8];
-	int iters = arg ? atoi(arg) : 20;
 	size_t len = PIN_PAGES * PAGE;
 	long lost = 0;
 
@@ -423,11 +481,7 @@ static void t_pinned(const char *arg)
 		dev_protect_range(r.fd, r.mem, len);
 		atomic_store(&r.stop, 0);
 		CHECK(pthread_create(&t, NULL, pin_scanner, &r) == 0, "thread");
-		struct iovec l = { src, len }, rem = { r.mem, len };
-
-		/* the kernel pins all pages (a write fault each), then copies */
-		CHECK(syscall(SYS_process_vm_writev, getpid(), &l, 1, &rem, 1,
-			      0) == (long)len, "process_vm_writev");
+		write_pages(r.mem, src, len);
 		atomic_store(&r.stop, 1);
 		pthread_join(t, NULL);
 		pin_collect(&r);
@@ -437,9 +491,20 @@ static void t_pinned(const char *arg)
 	}
 	printf("  %d iterations, %ld scanner rounds, %ld writes lost\n", iters,
 	       r.rounds, lost);
-	CHECK(!lost, "%ld pinned writes never reported", lost);
+	CHECK(!lost, "%ld writes through GUP references never reported", lost);
 	munmap(r.mem, len);
 	close(r.fd);
+}
+
+static void t_pinned(const char *arg)
+{
+	pin_test(arg ? atoi(arg) : 20, write_vm_writev);
+}
+
+static void t_odirect(const char *arg)
+{
+	odirect_setup(PIN_PAGES * PAGE);
+	pin_test(arg ? atoi(arg) : 20, write_odirect);
 }
 
 /* ---- item 8: stubs and the parent's memory ---- */
@@ -757,6 +822,7 @@ static const struct test tests[] = {
 	{ "memcg-map", t_memcg_map, NULL },
 	{ "claim-race", NULL, t_claim_race },
 	{ "pinned", NULL, t_pinned },
+	{ "odirect", NULL, t_odirect },
 	{ "stub-release", t_stub_release, NULL },
 	{ "fork-sparse", t_fork_sparse, NULL },
 	{ "memcg-mremap", t_memcg_mremap, NULL },
