@@ -71,4 +71,51 @@ static inline void wbdev_release_fault_lock(struct vm_fault *vmf)
 #endif
 }
 
+/*
+ * References a folio of a wbdev area has when nobody but the page cache,
+ * the page tables, the caller (@held references) and the LRU code uses
+ * it.  A folio off the LRU is in a per-CPU batch (from its first fault
+ * until the batch is drained) or isolated (migration, reclaim), which
+ * holds one reference; the flag is read before the count, so a folio
+ * that changes state between the two only looks held.  Before 6.9
+ * folio_mapcount() is not exported: a small folio's is page_mapcount(),
+ * a large folio's is not known (-1: take it as held).
+ */
+static inline int wbdev_folio_quiet_refs(struct folio *folio, int held)
+{
+	int lru_ref = !folio_test_lru(folio);
+
+	smp_rmb();	/* the flag before the count */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
+	return folio_nr_pages(folio) + folio_mapcount(folio) + held + lru_ref;
+#else
+	if (folio_test_large(folio))
+		return -1;
+	return 1 + page_mapcount(&folio->page) + held + lru_ref;
+#endif
+}
+
+/**
+ * wbdev_folio_maybe_gup() - may the kernel write to a folio without a fault?
+ * @folio: a folio of a wbdev area
+ * @held: references the caller holds on it
+ *
+ * A write through a get_user_pages() reference takes no fault once the
+ * reference is taken.  Pins (FOLL_PIN: process_vm_writev, io_uring fixed
+ * buffers, O_DIRECT and AIO from 6.5) are counted by the folio; plain
+ * references (FOLL_GET: O_DIRECT and AIO before 6.5, /proc/PID/mem and
+ * ptrace on every kernel) are not, so any reference beyond the quiet ones
+ * counts as one.  Short-lived references (a per-CPU LRU batch just after
+ * the first fault, migration) only make a page reported once more.
+ */
+static inline bool wbdev_folio_maybe_gup(struct folio *folio, int held)
+{
+	int quiet;
+
+	if (folio_maybe_dma_pinned(folio))
+		return true;
+	quiet = wbdev_folio_quiet_refs(folio, held);
+	return folio_ref_count(folio) > quiet;
+}
+
 #endif /* WBDEV_COMPAT_H */

@@ -143,8 +143,8 @@ void wbdev_unmark_range(struct wbdev_area *area, pgoff_t first,
 
 /*
  * Visit the resident folios of pages [first, last] of area: with mkclean,
- * write-protect each (folio_mkclean); log those that may be pinned (see
- * wbdev_take()).
+ * write-protect each (folio_mkclean); log those the kernel may write
+ * without a fault (see wbdev_take()).
  */
 static void wbdev_folios_protect(struct wbdev_area *area, pgoff_t first,
 				 pgoff_t last, bool mkclean)
@@ -160,14 +160,15 @@ static void wbdev_folios_protect(struct wbdev_area *area, pgoff_t first,
 		for (i = 0; i < nr; i++) {
 			struct folio *folio = fbatch.folios[i];
 
-			if (!mkclean && !folio_maybe_dma_pinned(folio))
+			/* the batch holds one reference */
+			if (!mkclean && !wbdev_folio_maybe_gup(folio, 1))
 				continue;
 			folio_lock(folio);
 			if (folio->mapping == mapping) {
 				if (mkclean)
 					folio_mkclean(folio);
-				/* a pin may write it without a fault */
-				if (folio_maybe_dma_pinned(folio))
+				/* the kernel may write it without a fault */
+				if (wbdev_folio_maybe_gup(folio, 1))
 					wbdev_mark_folio(area, folio);
 			}
 			folio_unlock(folio);
@@ -185,19 +186,19 @@ static void wbdev_mkclean_pgoffs(struct wbdev_area *area, pgoff_t first,
 
 /*
  * After a page-table walk made pages [first, last] of area read-only: log
- * the resident folios that may be pinned for DMA, as wbdev_take() does.
- * The walk took the page table locks a pin is taken under, and fast GUP
- * re-checks the PTE after pinning, so a pin on a PTE that was writable is
- * visible once the walk is done.  Only an mm that ever pinned a page
- * (MMF_HAS_PINNED, set before the pin) can have pinned ours: only the
- * context's mm maps them.
+ * the resident folios the kernel may write without a fault, as
+ * wbdev_take() does (wbdev_folio_maybe_gup()).  The walk took the page
+ * table locks get_user_pages() takes its references under, and fast GUP
+ * re-checks the PTE after taking one, so a reference taken on a PTE that
+ * was writable is visible once the walk is done.  Plain references
+ * (FOLL_GET) leave no mark on the mm, so every resident folio is looked
+ * at.
  */
-static void wbdev_mark_pinned(struct wbdev_area *area, pgoff_t first,
-			      pgoff_t last)
+static void wbdev_mark_gup(struct wbdev_area *area, pgoff_t first,
+			   pgoff_t last)
 {
-	smp_mb();	/* PTEs written before the pin count and flag are read */
-	if (test_bit(MMF_HAS_PINNED, &area->ctx->mm->flags))
-		wbdev_folios_protect(area, first, last, false);
+	smp_mb();	/* PTEs written before the reference counts are read */
+	wbdev_folios_protect(area, first, last, false);
 }
 
 /**
@@ -210,9 +211,10 @@ static void wbdev_mark_pinned(struct wbdev_area *area, pgoff_t first,
  * of WBDEV_WP_STEP pages at most (wp_shared_mapping_range(): every VMA of
  * the shmem file, one TLB flush per VMA and walk), its PTEs are cleaned
  * (clean_record_shared_mapping_range(), into a scratch bitmap nobody
- * reads) and its pinned folios are logged.  One page, or an area that
- * may map a large folio by a PMD (wbdev_note_folio()), is protected folio
- * by folio (so is any span if the scratch bitmap cannot be allocated).
+ * reads) and the folios the kernel may write without a fault are logged.
+ * One page, or an area that may map a large folio by a PMD
+ * (wbdev_note_folio()), is protected folio by folio (so is any span if the
+ * scratch bitmap cannot be allocated).
  * If a large folio turned up during the walks, the span is done again
  * folio by folio.
  * Called with the mmap lock of the context's mm held.
@@ -247,7 +249,7 @@ static void wbdev_wp_range(struct wbdev_area *area, pgoff_t first,
 		 */
 		clean_record_shared_mapping_range(mapping, at, n, at, sink,
 						  &start, &end);
-		wbdev_mark_pinned(area, at, at + n - 1);
+		wbdev_mark_gup(area, at, at + n - 1);
 		at += n;
 		if (at <= last)
 			cond_resched();
@@ -286,14 +288,15 @@ void wbdev_protect_pgoffs(struct wbdev_area *area, pgoff_t first,
  * (wbdev_wp_range()): a page_mkwrite that comes before the protection
  * sets the bit again, one that comes after finds the page protected, so
  * no write is lost between "reported" and "protected again".
- * With WBDEV_TAKE_MKCLEAN a page that may be pinned for DMA or by the
- * kernel (get_user_pages with FOLL_PIN: O_DIRECT, AIO,
- * process_vm_writev, ...) is reported but stays in the log: a write
- * through the pin takes no fault, so it must be reported again until the
- * pin is gone (with WBDEV_TAKE_LOCKED, wbdev_wp_range() logs it again).
- * folio_mkclean() takes the page table locks a pin is taken under (and
- * fast GUP re-checks the PTE after pinning), so a pin taken on a writable
- * PTE is visible here once the folio is clean.
+ * With WBDEV_TAKE_MKCLEAN a page the kernel may write without a fault
+ * (get_user_pages() pins or references: O_DIRECT, AIO,
+ * process_vm_writev, /proc/PID/mem, ...; wbdev_folio_maybe_gup()) is
+ * reported but stays in the log: it must be reported again until the
+ * reference is gone (with WBDEV_TAKE_LOCKED, wbdev_wp_range() logs it
+ * again).  folio_mkclean() takes the page table locks such a reference
+ * is taken under (and fast GUP re-checks the PTE after taking it), so a
+ * reference taken on a writable PTE is visible here once the folio is
+ * clean.
  */
 static bool wbdev_take(struct wbdev_area *area, pgoff_t pgoff,
 		       enum wbdev_take_mode mode)
@@ -324,8 +327,9 @@ static bool wbdev_take(struct wbdev_area *area, pgoff_t pgoff,
 				continue;
 			}
 		}
+		/* wbdev_lock_folio() took one reference */
 		if (mode == WBDEV_TAKE_MKCLEAN && folio &&
-		    folio_maybe_dma_pinned(folio)) {
+		    wbdev_folio_maybe_gup(folio, 1)) {
 			was = test_bit(pgoff, area->dirty);
 			kept = true;
 		} else {

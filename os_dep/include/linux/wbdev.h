@@ -30,11 +30,13 @@
  *          shmem_enabled says; if a huge folio appears anyway
  *          (shmem_enabled=force, MADV_HUGEPAGE + MADV_COLLAPSE) the first
  *          write to one of its pages logs all of its pages.
- *          Pinned pages: a page that may be pinned (FOLL_PIN: O_DIRECT,
- *          AIO, process_vm_writev) is reported by every collection with
- *          re-protection and by write/WBDEV_IOC_PROTECT stays logged,
- *          until the pin is gone: a write through the pin takes no fault
- *          and is never lost (a long-term pin keeps its pages reported;
+ *          Pinned pages: a page the kernel may write without a fault
+ *          (a get_user_pages() pin or reference: O_DIRECT, AIO,
+ *          process_vm_writev, /proc/PID/mem; any reference beyond the
+ *          page cache's and the page tables' counts) is reported by every
+ *          collection with re-protection and by write/WBDEV_IOC_PROTECT
+ *          stays logged, until the reference is gone: such a write is
+ *          never lost (a long-term pin keeps its pages reported;
  *          >= 6.5 the kernel refuses long-term writable pins of
  *          write-notify mappings such as this one).
  *
