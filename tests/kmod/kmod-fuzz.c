@@ -13,8 +13,8 @@
  * page's contents), content checks; writes through kernel pins
  * (process_vm_writev of a run), mremap (a move, which is refused, or a
  * shrink), and shmem_enabled switched between never, advise and always
- * with MADV_HUGEPAGE on an area (when run as root).  Pinned O_DIRECT
- * writes need a block device, which the guest has not.
+ * with MADV_HUGEPAGE on an area (when run as root).  O_DIRECT writes
+ * need a block device: kmod-harden odirect reads from a loop device.
  *
  * Outside CI: kmod-fuzz 1000000 (make check-vm-stress); CI runs 100000.
  *
