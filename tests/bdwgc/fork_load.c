@@ -190,21 +190,12 @@ int main(int argc, char **argv)
 	int incremental = 1, rounds = 3, a = 1;
 	long mib = 256;
 
-	if (a < argc && strcmp(argv[a], "--no-incremental") == 0) {
-		incremental = 0;
-		a++;
-	}
+	incremental = test_incremental_arg(argc, argv, &a);
 	if (a < argc)
 		mib = atol(argv[a++]);
 	if (a < argc)
 		rounds = atoi(argv[a++]);
-	if (incremental) {
-		test_enable_incremental();
-	} else {
-		GC_INIT();
-		printf("VDB: none (non-incremental)\n");
-		fflush(stdout);
-	}
+	test_init(incremental);
 	nblocks = mib * 1024 * 1024 / 4096;
 	for (long i = 0; i < nblocks; i++)
 		big = new_block((unsigned long)i, big);

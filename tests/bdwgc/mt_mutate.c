@@ -173,22 +173,14 @@ int main(int argc, char **argv)
 	long mutations = 0, steps = 0;
 	int a = 1;
 
-	if (a < argc && strcmp(argv[a], "--no-incremental") == 0) {
-		incremental = 0;
-		a++;
-	}
+	incremental = test_incremental_arg(argc, argv, &a);
 	if (a < argc)
 		seconds = atof(argv[a++]);
 	if (a < argc)
 		nthreads = atoi(argv[a++]);
 	CHECK(nthreads >= 2 && nthreads <= MAX_THREADS, "2-4 threads");
 
-	if (incremental) {
-		test_enable_incremental();
-	} else {
-		GC_INIT();
-		printf("VDB: none (non-incremental)\n");
-	}
+	test_init(incremental);
 	base = GC_MALLOC(NODES * sizeof(*base));
 	oracle = malloc(NODES * EDGES * sizeof(*oracle));
 	CHECK(base && oracle, "out of memory");
